@@ -1,0 +1,41 @@
+"""Fixtures: a loopback Dask cluster (scheduler + 2 workers, separate processes)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from distributed import Client
+from loopback_cluster import LoopbackCluster
+
+PLUGINS = Path(__file__).with_name("plugins")
+#: the test deployment's signing key, handed to workers through their environment only
+SIGNING_KEY = bytes(range(32))
+KEY_ID = "k1"
+
+
+def worker_env() -> dict[str, str]:
+    return {
+        "AGENTKIT_PLUGIN_PATH": str(PLUGINS),
+        "AGENTKIT_SIGNING_KEY": f"{KEY_ID}:{SIGNING_KEY.hex()}",
+    }
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackCluster]:
+    cluster = LoopbackCluster(tmp_path_factory.mktemp("dask"), env=worker_env())
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker("w1")
+        cluster.start_worker("w2")
+        cluster.wait_for_workers(2)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def dask_client(dask_cluster: LoopbackCluster) -> AsyncIterator[Client]:
+    async with Client(dask_cluster.address, asynchronous=True, timeout=30) as client:
+        yield client
