@@ -1,0 +1,377 @@
+"""Span handles and scopes: what ``Telemetry.*_span`` returns.
+
+A scope is a small class-based context manager (cheaper than ``contextlib.contextmanager``)
+that starts a span, makes it current in the OpenTelemetry context (a ``contextvars`` value, so
+it follows anyio tasks and ``anyio.to_thread.run_sync`` threads), and ends it on exit. On
+entry it yields a :class:`SpanHandle`; the handle lets the engine set the outcome of work it
+caught itself (a failed agent becomes a FAILED result, not an exception that leaves the
+``with``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+__all__ = [
+    "ATTRIBUTE_ALIASES",
+    "NOOP_SCOPE",
+    "NOOP_SPAN",
+    "SpanHandle",
+    "SpanScope",
+    "error_type_of",
+    "to_attribute_value",
+]
+
+#: short keyword names accepted by ``step_span(**attrs)`` and ``SpanHandle.set(**attrs)``
+ATTRIBUTE_ALIASES: Final[Mapping[str, str]] = {
+    "agent": "gen_ai.agent.name",
+    "version": "gen_ai.agent.version",
+    "session_id": "gen_ai.conversation.id",
+    "run_id": "agentkit.run.id",
+    "user_hash": "agentkit.user.hash",
+    "layer": "agentkit.codec.layer",
+    "payload_bytes": "agentkit.payload.bytes",
+    "size": "agentkit.payload.bytes",
+    "replaced": "agentkit.sanitizer.replaced",
+    "lossy": "agentkit.sanitizer.lossy",
+    "attempt": "agentkit.retry.attempt",
+    "queue_wait": "agentkit.queue.wait",
+    "error_type": "error.type",
+}
+
+#: longest string recorded as output content (characters); the rest is cut with a marker
+MAX_CONTENT_CHARS: Final = 8192
+
+# Statuses (AgentStatus / RunStatus values) and what they mean for a span.
+_OK_STATUSES: Final = frozenset({"succeeded"})
+_UNSET_STATUSES: Final = frozenset({"skipped", "queued", "running"})
+_DEFAULT_ERROR_TYPE: Final[Mapping[str, str]] = {
+    "timed_out": "timeout",
+    "cancelled": "cancelled",
+    "interrupted": "interrupted",
+}
+
+
+def alias(key: str) -> str:
+    """The attribute name for a short keyword (unknown keywords go under ``agentkit.``)."""
+    full = ATTRIBUTE_ALIASES.get(key)
+    if full is not None:
+        return full
+    return key if "." in key else f"agentkit.{key}"
+
+
+def to_attribute_value(value: object) -> AttributeValue | None:
+    """Coerce ``value`` to an OpenTelemetry attribute value, or None to drop it."""
+    if value is None:
+        return None
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and value:
+        first = type(value[0])
+        if first in (str, bool, int, float) and all(type(v) is first for v in value):
+            return list(value)
+    return str(getattr(value, "value", value))
+
+
+def error_type_of(error: BaseException | str | None, status: str | None = None) -> str:
+    """Low-cardinality ``error.type`` for an exception, an error type name or a status.
+
+    Timeouts are ``timeout`` and cancellations ``cancelled`` whatever raised them; other
+    exceptions give their qualified class name (builtins without a module prefix). Never the
+    exception message: messages may carry user data.
+    """
+    if isinstance(error, str):
+        return error or "_OTHER"
+    if error is not None:
+        if _is_cancellation(error):
+            return "cancelled"
+        if isinstance(error, TimeoutError):
+            return "timeout"
+        cls = type(error)
+        if cls.__module__ == "builtins":
+            return cls.__qualname__
+        return f"{cls.__module__}.{cls.__qualname__}"
+    if status is not None:
+        return _DEFAULT_ERROR_TYPE.get(status, "_OTHER")
+    return "_OTHER"
+
+
+def _is_cancellation(error: BaseException) -> bool:
+    # anyio's cancel exception on asyncio is asyncio.CancelledError; on trio it is Cancelled.
+    return isinstance(error, asyncio.CancelledError) or type(error).__name__ == "Cancelled"
+
+
+def _status_value(status: object) -> str:
+    return str(getattr(status, "value", status))
+
+
+def content_text(output: object) -> str:
+    """Render clean output content as bounded text for a span attribute."""
+    if isinstance(output, str):
+        text = output
+    else:
+        try:
+            text = json.dumps(output, default=str, ensure_ascii=False, sort_keys=True)
+        except (TypeError, ValueError):
+            text = str(output)
+    if len(text) > MAX_CONTENT_CHARS:
+        text = text[:MAX_CONTENT_CHARS] + "…[truncated]"
+    return text
+
+
+class SpanHandle:
+    """The span a scope yields. This base class does nothing (the no-op handle).
+
+    All methods are safe to call on the no-op handle, so engine code never branches on
+    whether telemetry is on.
+    """
+
+    __slots__ = ()
+
+    @property
+    def is_recording(self) -> bool:
+        """True when the span records what is set on it."""
+        return False
+
+    @property
+    def context(self) -> Context | None:
+        """An OpenTelemetry context with this span current, for work started elsewhere.
+
+        Pass it as ``parent=`` to another span, or to :meth:`Telemetry.use_context` in a
+        thread that did not inherit the caller's context. None for the no-op handle.
+        """
+        return None
+
+    def set(self, **attrs: object) -> None:
+        """Set attributes by short name (``layer=``, ``payload_bytes=``, ``replaced=``...)."""
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Set attributes by full name; None values are skipped."""
+
+    def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
+        """Add an event to this span."""
+
+    def set_outcome(self, status: object, error: BaseException | str | None = None) -> None:
+        """Record how the work ended.
+
+        Args:
+            status: an ``AgentStatus`` or ``RunStatus`` (or its string value).
+                ``succeeded`` sets status OK; ``skipped`` leaves it unset; every other
+                terminal status sets ERROR with ``error.type``.
+            error: the exception, or an error type name (e.g. ``ErrorInfo.type``), used
+                for ``error.type``; defaults to ``timeout``/``cancelled``/``interrupted``
+                for those statuses.
+        """
+
+    def set_error(self, error: BaseException | str) -> None:
+        """Mark this span failed with ``error.type`` (no message: it may hold user data)."""
+
+    def mark_retry(
+        self, error: BaseException | str, *, next_attempt: int, delay_s: float | None = None
+    ) -> None:
+        """Mark this attempt failed and about to be retried (adds an ``agentkit.retry`` event)."""
+
+    def record_output(self, output: object) -> None:
+        """Record clean, redacted output content; ignored unless ``record_content`` is on."""
+
+
+class _RecordingSpanHandle(SpanHandle):
+    __slots__ = ("_content", "_outcome_set", "_span", "_status_key")
+
+    def __init__(self, span: Span, record_content: bool, status_key: str | None) -> None:
+        self._span = span
+        self._content = record_content
+        self._outcome_set = False
+        self._status_key = status_key
+
+    @property
+    def span(self) -> Span:
+        """The underlying OpenTelemetry span."""
+        return self._span
+
+    @property
+    def is_recording(self) -> bool:
+        return self._span.is_recording()
+
+    @property
+    def context(self) -> Context | None:
+        return trace.set_span_in_context(self._span)
+
+    def set(self, **attrs: object) -> None:
+        for key, value in attrs.items():
+            converted = to_attribute_value(value)
+            if converted is not None:
+                self._span.set_attribute(alias(key), converted)
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        for key, value in attributes.items():
+            converted = to_attribute_value(value)
+            if converted is not None:
+                self._span.set_attribute(key, converted)
+
+    def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
+        self._span.add_event(name, event_attributes(attributes, self._content))
+
+    def set_outcome(self, status: object, error: BaseException | str | None = None) -> None:
+        value = _status_value(status)
+        self._outcome_set = True
+        if self._status_key is not None:
+            self._span.set_attribute(self._status_key, value)
+        if value in _OK_STATUSES:
+            self._span.set_status(Status(StatusCode.OK))
+        elif value in _UNSET_STATUSES:
+            return
+        else:
+            etype = error_type_of(error, value)
+            self._span.set_attribute("error.type", etype)
+            self._span.set_status(Status(StatusCode.ERROR, etype))
+
+    def set_error(self, error: BaseException | str) -> None:
+        self._outcome_set = True
+        etype = error_type_of(error)
+        self._span.set_attribute("error.type", etype)
+        self._span.set_status(Status(StatusCode.ERROR, etype))
+
+    def mark_retry(
+        self, error: BaseException | str, *, next_attempt: int, delay_s: float | None = None
+    ) -> None:
+        self.set_error(error)
+        attrs: dict[str, AttributeValue] = {
+            "error.type": error_type_of(error),
+            "agentkit.retry.next_attempt": next_attempt,
+        }
+        if delay_s is not None:
+            attrs["agentkit.retry.delay"] = delay_s
+        self._span.set_attribute("agentkit.retry.will_retry", True)
+        self._span.add_event("agentkit.retry", attrs)
+
+    def record_output(self, output: object) -> None:
+        if self._content:
+            self._span.set_attribute("agentkit.output", content_text(output))
+
+    def finish(self, exc: BaseException | None) -> None:
+        if exc is not None and not self._outcome_set:
+            self.set_error(exc)
+        self._span.end()
+
+
+def event_attributes(
+    attributes: Mapping[str, object] | None, record_content: bool
+) -> dict[str, AttributeValue]:
+    """Attributes of an agent emit as a span event.
+
+    Numbers and booleans are kept; strings and other values only with ``record_content``
+    (they may carry user content), otherwise only their key names are listed.
+    """
+    out: dict[str, AttributeValue] = {}
+    if not attributes:
+        return out
+    withheld: list[str] = []
+    for key, value in attributes.items():
+        name = key if "." in key else f"agentkit.event.{key}"
+        if isinstance(value, bool | int | float) and not isinstance(value, str):
+            out[name] = value
+        elif record_content:
+            converted = (
+                to_attribute_value(value)
+                if isinstance(value, str | list | tuple)
+                else content_text(value)
+            )
+            if converted is not None:
+                out[name] = converted
+        else:
+            withheld.append(key)
+    if withheld:
+        out["agentkit.event.withheld"] = sorted(withheld)
+    return out
+
+
+class SpanScope:
+    """Context manager for one span: starts it, makes it current, ends it on exit.
+
+    An exception leaving the ``with`` marks the span failed (``error.type``, status ERROR)
+    unless :meth:`SpanHandle.set_outcome` was already called; the exception still propagates.
+    """
+
+    __slots__ = ("_attrs", "_handle", "_kind", "_name", "_parent", "_telemetry", "_token")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        attributes: dict[str, AttributeValue],
+        *,
+        parent: Context | None,
+        record_content: bool,
+        status_key: str | None,
+    ) -> None:
+        self._telemetry = (tracer, record_content, status_key)
+        self._name = name
+        self._attrs = attributes
+        self._parent = parent
+        self._kind = SpanKind.INTERNAL
+        self._handle: _RecordingSpanHandle | None = None
+        self._token: object = None
+
+    def __enter__(self) -> SpanHandle:
+        tracer, record_content, status_key = self._telemetry
+        span = tracer.start_span(
+            self._name, context=self._parent, kind=self._kind, attributes=self._attrs
+        )
+        self._handle = _RecordingSpanHandle(span, record_content, status_key)
+        self._token = otel_context.attach(trace.set_span_in_context(span, self._parent))
+        return self._handle
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        handle = self._handle
+        if handle is None:
+            return
+        self._handle = None
+        try:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+        finally:
+            handle.finish(exc)
+
+
+class _NoopScope:
+    """The shared, stateless scope of the no-op telemetry: enter and exit do nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> SpanHandle:
+        return NOOP_SPAN
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+NOOP_SPAN: Final = SpanHandle()
+NOOP_SCOPE: Final = _NoopScope()
+
+
+def build_attributes(base: dict[str, AttributeValue], extra: Mapping[str, Any]) -> None:
+    """Add ``extra`` (full names or short aliases) to ``base``, skipping None values."""
+    for key, value in extra.items():
+        converted = to_attribute_value(value)
+        if converted is not None:
+            base[alias(key)] = converted
