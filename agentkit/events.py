@@ -1,0 +1,132 @@
+"""Run events: what a run reports to its caller while it runs.
+
+Each run has one bounded :class:`EventStream`; only that run's :class:`~agentkit.RunHandle`
+reads it (design invariant 2). When the reader is slower than the run, the oldest unread
+event is dropped — a run never waits for its reader — and the gap shows in ``seq``.
+Payloads are clean values: the engine builds its own, and agents' ``emit`` data passes
+through the sanitizer first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+__all__ = [
+    "AGENT_COMPLETED",
+    "AGENT_FAILED",
+    "AGENT_STARTED",
+    "RUN_COMPLETED",
+    "RUN_STARTED",
+    "EventStream",
+    "RunEvent",
+]
+
+RUN_STARTED: Final = "run_started"
+AGENT_STARTED: Final = "agent_started"
+AGENT_COMPLETED: Final = "agent_completed"
+AGENT_FAILED: Final = "agent_failed"
+RUN_COMPLETED: Final = "run_completed"
+#: kinds the engine emits itself; agents' own ``emit`` kinds must differ from these
+ENGINE_KINDS: Final = frozenset(
+    {RUN_STARTED, AGENT_STARTED, AGENT_COMPLETED, AGENT_FAILED, RUN_COMPLETED}
+)
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event of one run.
+
+    Attributes:
+        kind: ``run_started``, ``agent_started``, ``agent_completed``, ``agent_failed``,
+            ``run_completed``, or the kind an agent passed to ``ctx.emit``.
+        run_id: the run.
+        user_id: the run's user (the caller's own id; events never reach anyone else).
+        agent: the stage's agent name; ``None`` for run-level events.
+        seq: 1, 2, 3… per run; a gap means older events were dropped from a full buffer.
+        time: wall-clock time in seconds since the epoch.
+        data: clean payload (plain values only).
+    """
+
+    kind: str
+    run_id: str
+    user_id: str
+    agent: str | None
+    seq: int
+    time: float
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def timestamp(self) -> datetime:
+        """:attr:`time` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.time, UTC)
+
+
+class EventStream:
+    """A bounded, single-reader buffer of one run's events (drop-oldest on overflow).
+
+    Producers call :meth:`push` on the event loop thread; the reader iterates
+    :meth:`__aiter__` until the stream is closed and drained.
+    """
+
+    __slots__ = ("_buf", "_closed", "_run_id", "_seq", "_user_id", "_waiter", "dropped")
+
+    def __init__(self, run_id: str, user_id: str, maxlen: int) -> None:
+        self._buf: deque[RunEvent] = deque(maxlen=maxlen)
+        self._run_id = run_id
+        self._user_id = user_id
+        self._seq = 0
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.dropped = 0
+
+    @property
+    def closed(self) -> bool:
+        """True once the run has emitted its last event."""
+        return self._closed
+
+    def push(self, kind: str, agent: str | None, data: Mapping[str, Any] = _EMPTY) -> None:
+        """Append an event; drops the oldest unread one when the buffer is full."""
+        if self._closed:
+            return
+        self._seq += 1
+        buf = self._buf
+        if len(buf) == buf.maxlen:
+            self.dropped += 1
+        buf.append(RunEvent(kind, self._run_id, self._user_id, agent, self._seq, time.time(), data))
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def close(self) -> None:
+        """No more events; wakes the reader so it can finish."""
+        self._closed = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def __aiter__(self) -> AsyncIterator[RunEvent]:
+        buf = self._buf
+        while True:
+            while buf:
+                yield buf.popleft()
+            if self._closed:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:
+                    self._waiter = None
