@@ -1,0 +1,254 @@
+"""SQLiteStore's schema: versioned migrations, row conversion, and the statements it runs.
+
+Times are stored as integer microseconds since the Unix epoch (UTC), so ordering and range
+filters use plain integer indexes and round trips are exact. Naive datetimes are taken as UTC;
+times come back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from agentkit.errors import StoreError
+from agentkit.status import AgentStatus, RunStatus
+from agentkit.store.records import ResultRecord, RunRecord
+
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "from_us",
+    "migrate",
+    "recover_interrupted",
+    "result_row",
+    "row_to_result",
+    "row_to_run",
+    "run_row",
+    "to_us",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+_TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal)
+_ACTIVE = tuple(s.value for s in RunStatus if not s.is_terminal)
+_TERMINAL_SQL = ", ".join(f"'{s}'" for s in _TERMINAL)
+_ACTIVE_SQL = ", ".join(f"'{s}'" for s in _ACTIVE)
+
+#: (version, description, statements). Append new migrations; never edit an applied one.
+MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
+    (
+        1,
+        "runs and results",
+        (
+            """CREATE TABLE runs (
+                run_id       TEXT PRIMARY KEY,
+                user_id      TEXT NOT NULL,
+                session_id   TEXT,
+                pipeline     TEXT NOT NULL,
+                status       TEXT NOT NULL,
+                submitted_at INTEGER NOT NULL,
+                started_at   INTEGER,
+                finished_at  INTEGER,
+                error        TEXT,
+                owner        TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX runs_user_time ON runs (user_id, submitted_at)",
+            "CREATE INDEX runs_user_status_time ON runs (user_id, status, submitted_at)",
+            f"CREATE INDEX runs_active ON runs (status) WHERE status IN ({_ACTIVE_SQL})",
+            """CREATE TABLE results (
+                run_id        TEXT NOT NULL,
+                agent         TEXT NOT NULL,
+                user_id       TEXT NOT NULL,
+                agent_version TEXT NOT NULL,
+                session_id    TEXT,
+                status        TEXT NOT NULL,
+                started_at    INTEGER,
+                finished_at   INTEGER,
+                duration_s    REAL,
+                at            INTEGER NOT NULL,
+                output_json   TEXT NOT NULL,
+                blob          BLOB NOT NULL,
+                UNIQUE (run_id, agent)
+            )""",
+            "CREATE INDEX results_user_time ON results (user_id, at)",
+            "CREATE INDEX results_user_agent_time ON results (user_id, agent, at)",
+            "CREATE INDEX results_user_status_time ON results (user_id, status, at)",
+        ),
+    ),
+]
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply pending migrations inside the caller's transaction; return the schema version.
+
+    Raises:
+        StoreError: the database was written by a newer agentkit.
+    """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    (current,) = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+    if current > LATEST_VERSION:
+        raise StoreError(
+            f"the database has schema version {current} but this agentkit knows up to "
+            f"{LATEST_VERSION}; upgrade agentkit or use another database file"
+        )
+    now = datetime.now(UTC).isoformat()
+    for version, description, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        for stmt in statements:
+            conn.execute(stmt)
+        conn.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+            (version, description, now),
+        )
+        current = version
+    return int(current)
+
+
+def recover_interrupted(conn: sqlite3.Connection) -> int:
+    """Mark runs a stopped process left queued or running as interrupted; return how many."""
+    error = json.dumps(
+        {
+            "type": "Interrupted",
+            "message": "the process running this run stopped before it finished",
+        }
+    )
+    cur = conn.execute(
+        f"UPDATE runs SET status = 'interrupted', finished_at = ?, "
+        f"error = coalesce(error, ?) WHERE status IN ({_ACTIVE_SQL})",
+        (to_us(datetime.now(UTC)), error),
+    )
+    return cur.rowcount
+
+
+def to_us(dt: datetime) -> int:
+    """Microseconds since the epoch; a naive ``dt`` is taken as UTC."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - EPOCH) // _US
+
+
+def from_us(value: int) -> datetime:
+    """Inverse of :func:`to_us`: an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=value)
+
+
+def _opt_dt(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+def _opt_us(dt: datetime | None) -> int | None:
+    return None if dt is None else to_us(dt)
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "run_id, user_id, session_id, pipeline, status, submitted_at, started_at, finished_at, "
+    "error, owner"
+)
+# A run never moves from a terminal status back to queued/running (a late or replayed write of
+# an older state must not undo its end), and never changes owner user.
+UPSERT_RUN = f"""
+INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id) DO UPDATE SET
+    session_id = excluded.session_id, pipeline = excluded.pipeline, status = excluded.status,
+    submitted_at = excluded.submitted_at, started_at = excluded.started_at,
+    finished_at = excluded.finished_at, error = excluded.error, owner = excluded.owner
+WHERE runs.user_id = excluded.user_id
+  AND (excluded.status IN ({_TERMINAL_SQL}) OR runs.status IN ({_ACTIVE_SQL}))
+"""
+
+
+def run_row(run: RunRecord) -> tuple[Any, ...]:
+    """The parameters of :data:`UPSERT_RUN` for ``run``."""
+    return (
+        run.run_id,
+        run.user_id,
+        run.session_id,
+        json.dumps(run.pipeline),
+        run.status.value,
+        to_us(run.submitted_at),
+        _opt_us(run.started_at),
+        _opt_us(run.finished_at),
+        None if run.error is None else json.dumps(run.error),
+        run.owner,
+    )
+
+
+def row_to_run(row: tuple[Any, ...]) -> RunRecord:
+    """A :class:`RunRecord` from a row of ``SELECT {RUN_COLUMNS}``."""
+    return RunRecord.model_construct(
+        run_id=row[0],
+        user_id=row[1],
+        session_id=row[2],
+        pipeline=json.loads(row[3]),
+        status=RunStatus(row[4]),
+        submitted_at=from_us(row[5]),
+        started_at=_opt_dt(row[6]),
+        finished_at=_opt_dt(row[7]),
+        error=None if row[8] is None else json.loads(row[8]),
+        owner=row[9],
+    )
+
+
+# --- results -----------------------------------------------------------------------------------
+
+RESULT_COLUMNS = (
+    "run_id, agent, user_id, agent_version, session_id, status, started_at, finished_at, "
+    "duration_s, output_json, blob"
+)
+UPSERT_RESULT = f"""
+INSERT INTO results ({RESULT_COLUMNS}, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (run_id, agent) DO UPDATE SET
+    agent_version = excluded.agent_version, session_id = excluded.session_id,
+    status = excluded.status, started_at = excluded.started_at,
+    finished_at = excluded.finished_at, duration_s = excluded.duration_s, at = excluded.at,
+    output_json = excluded.output_json, blob = excluded.blob
+WHERE results.user_id = excluded.user_id
+"""
+
+
+def result_row(rec: ResultRecord, now_us: int) -> tuple[Any, ...]:
+    """The parameters of :data:`UPSERT_RESULT`; ``at`` is finished, else started, else now."""
+    started = _opt_us(rec.started_at)
+    finished = _opt_us(rec.finished_at)
+    at = finished if finished is not None else started if started is not None else now_us
+    return (
+        rec.run_id,
+        rec.agent,
+        rec.user_id,
+        rec.agent_version,
+        rec.session_id,
+        rec.status.value,
+        started,
+        finished,
+        rec.duration_s,
+        rec.output_json,
+        rec.blob,
+        at,
+    )
+
+
+def row_to_result(row: tuple[Any, ...]) -> ResultRecord:
+    """A :class:`ResultRecord` from a row of ``SELECT {RESULT_COLUMNS}``."""
+    return ResultRecord.model_construct(
+        run_id=row[0],
+        agent=row[1],
+        user_id=row[2],
+        agent_version=row[3],
+        session_id=row[4],
+        status=AgentStatus(row[5]),
+        started_at=_opt_dt(row[6]),
+        finished_at=_opt_dt(row[7]),
+        duration_s=row[8],
+        output_json=row[9],
+        blob=bytes(row[10]),
+    )

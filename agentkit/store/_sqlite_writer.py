@@ -1,0 +1,219 @@
+"""A dedicated SQLite writer thread that commits concurrent writes together (group commit).
+
+Callers on any event loop submit an operation (a function of the connection) and await it.
+The thread takes every operation waiting in its queue, runs them in ONE transaction, commits,
+and only then resolves the callers' futures: "acknowledged means persisted". While a commit is
+in progress new operations pile up and form the next group, so the group size grows with the
+load without any timer. Futures are settled with one ``call_soon_threadsafe`` per event loop
+per group, not one per caller.
+
+If a group's transaction fails, the thread retries each operation in a transaction of its own,
+so one failing operation fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+from agentkit.errors import StoreError
+
+__all__ = ["SQLiteWriter"]
+
+T = TypeVar("T")
+log = logging.getLogger("agentkit.store.sqlite")
+
+_STOP: Final = object()
+
+
+class _Op:
+    __slots__ = ("fn", "future", "loop", "size")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        size: int,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.fn = fn
+        self.size = size
+        self.loop = loop
+        self.future = future
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, result, exc in items:
+        if fut.done():  # the caller was cancelled; its write still happened (or failed)
+            continue
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
+
+
+class SQLiteWriter:
+    """One thread, one connection, group commits.
+
+    Args:
+        connect: opens the connection; called in the writer thread. It must be opened with
+            ``isolation_level=None`` (the writer issues ``BEGIN IMMEDIATE``/``COMMIT``).
+        name: label for the thread and for error messages.
+        max_group: most records (sum of operation sizes) committed in one transaction.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        *,
+        name: str,
+        max_group: int = 4096,
+    ) -> None:
+        self._connect = connect
+        self.name = name
+        self.max_group = max_group
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._closed = False
+        #: transactions committed and operations they carried (for tests and benchmarks)
+        self.commits = 0
+        self.operations = 0
+
+    async def start(self) -> None:
+        """Start the thread and open the connection.
+
+        Raises:
+            StoreError: the database could not be opened.
+        """
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._main, name=f"agentkit-{self.name}", daemon=True
+        )
+        self._thread.start()
+        await asyncio.to_thread(self._ready.wait)
+        if self._start_error is not None:
+            self._closed = True
+            raise StoreError(
+                f"{self.name}: cannot open the database: {self._start_error}; check the path "
+                "exists and is writable"
+            ) from self._start_error
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T], size: int = 1) -> T:
+        """Run ``fn(conn)`` inside the next group transaction; return once it is committed.
+
+        Raises:
+            StoreError: the writer is closed, or the transaction failed.
+        """
+        if self._closed or self._thread is None:
+            raise StoreError(f"{self.name} is closed or not started; call start() first")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Op(fn, size, loop, fut))
+        return await fut
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the thread and close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        thread = self._thread
+        if thread is None:
+            return
+        self._queue.put(_STOP)
+        await asyncio.to_thread(thread.join)
+
+    # --- the thread ---------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            conn = self._connect()
+        except BaseException as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        get, get_nowait = self._queue.get, self._queue.get_nowait
+        try:
+            while True:
+                op = get()
+                if op is _STOP:
+                    break
+                group = [op]
+                size = op.size
+                stop = False
+                while size < self.max_group:
+                    try:
+                        op = get_nowait()
+                    except queue.Empty:
+                        break
+                    if op is _STOP:
+                        stop = True
+                        break
+                    group.append(op)
+                    size += op.size
+                self._commit(conn, group, retry_alone=len(group) > 1)
+                if stop:
+                    break
+        finally:
+            self._fail_queued()
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, group: list[_Op], *, retry_alone: bool) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                results = [op.fn(conn) for op in group]
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            if retry_alone:
+                for op in group:
+                    self._commit(conn, [op], retry_alone=False)
+                return
+            log.warning("%s: transaction failed: %s", self.name, exc)
+            err = exc if isinstance(exc, StoreError) else _store_error(self.name, exc)
+            self._deliver(group, [None], err)
+            return
+        self.commits += 1
+        self.operations += len(group)
+        self._deliver(group, results, None)
+
+    def _deliver(self, group: list[_Op], results: list[Any], exc: BaseException | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for i, op in enumerate(group):
+            result = results[i] if exc is None else None
+            by_loop.setdefault(op.loop, []).append((op.future, result, exc))
+        for loop, items in by_loop.items():
+            # a closed event loop raises RuntimeError: nobody is waiting any more
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, items)
+
+    def _fail_queued(self) -> None:
+        leftover: list[_Op] = []
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not _STOP:
+                leftover.append(op)
+        if leftover:
+            self._deliver(leftover, [None], StoreError(f"{self.name} closed before this write"))
+
+
+def _store_error(name: str, exc: BaseException) -> StoreError:
+    err = StoreError(f"{name}: write failed and was rolled back: {exc}")
+    err.__cause__ = exc
+    return err

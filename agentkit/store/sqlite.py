@@ -1,0 +1,349 @@
+"""``sqlite:///path.db``: the embedded default store (stdlib sqlite3, no server).
+
+* One writer thread owns the write connection and commits **groups**: the writes of many
+  concurrent callers go into one transaction, and each caller's ``await`` returns only after
+  that transaction committed ("acknowledged means persisted"). The event loop never blocks on
+  SQLite.
+* WAL journal, ``synchronous=NORMAL`` by default: a committed group survives the process being
+  killed; after an OS crash or power loss the last groups may be lost. Pass
+  ``synchronous="FULL"`` to survive those too (one fsync per group).
+* Reads use separate read-only connections in worker threads (WAL lets them run while the
+  writer commits). ``sqlite:///:memory:`` keeps everything in memory (reads then go through
+  the writer thread); it is for tests and throwaway runs.
+* A versioned schema (table ``schema_version``) migrated on :meth:`SQLiteStore.start`, which
+  also marks runs a stopped process left queued or running as ``interrupted``.
+
+One process per database file: recovery on start assumes every unfinished run in the file
+belonged to a process that is gone. Share a store between processes with PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from agentkit.errors import ConfigurationError, StoreError
+from agentkit.status import AgentStatus, RunStatus
+from agentkit.store import _sqlite_schema as schema
+from agentkit.store._sqlite_writer import SQLiteWriter
+from agentkit.store.base import BaseStore
+from agentkit.store.records import ResultRecord, RunRecord, StoredRun
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+log = logging.getLogger("agentkit.store.sqlite")
+
+_SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+MEMORY = ":memory:"
+
+
+class SQLiteStore(BaseStore):
+    """Durable run records in one SQLite file, written with group commits.
+
+    Args:
+        path: the database file (parent folders are created), or ``":memory:"``.
+        synchronous: SQLite's ``synchronous`` pragma: ``"NORMAL"`` (default; survives a
+            process crash) or ``"FULL"`` (also survives power loss, one fsync per group).
+        max_group: most records committed in one transaction.
+        busy_timeout: seconds to wait for a lock held by another connection.
+        readers: read connections kept open for queries.
+        recover: on :meth:`start`, mark runs left queued or running as interrupted.
+
+    Example:
+        >>> store = SQLiteStore.from_url("sqlite:///runs.db")
+        >>> async with store:  # doctest: +SKIP
+        ...     await store.save_results([record])
+    """
+
+    url_schemes = ("sqlite",)
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "NORMAL",
+        max_group: int = 4096,
+        busy_timeout: float = 5.0,
+        readers: int = 2,
+        recover: bool = True,
+    ) -> None:
+        super().__init__()
+        sync = str(synchronous).upper()
+        if sync not in _SYNC_MODES:
+            raise ConfigurationError(
+                f"synchronous must be one of {', '.join(_SYNC_MODES)}, got {synchronous!r}"
+            )
+        if not isinstance(max_group, int) or max_group < 1:
+            raise ConfigurationError(f"max_group must be a positive int, got {max_group!r}")
+        if not isinstance(readers, int) or readers < 1:
+            raise ConfigurationError(f"readers must be a positive int, got {readers!r}")
+        if busy_timeout < 0:
+            raise ConfigurationError(f"busy_timeout must be >= 0 seconds, got {busy_timeout!r}")
+        self.path = str(path)
+        self.in_memory = self.path == MEMORY
+        self.synchronous = sync
+        self.busy_timeout = float(busy_timeout)
+        self.recover = recover
+        self.max_readers = readers
+        #: runs marked interrupted by the last :meth:`start`
+        self.interrupted_on_start = 0
+        #: the schema version after :meth:`start`
+        self.schema_version = 0
+        self._writer = SQLiteWriter(
+            self._connect_writer, name=f"SQLiteStore({self.path})", max_group=max_group
+        )
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SQLiteStore:
+        """Build a store from ``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or
+        ``sqlite:///:memory:``; query options (``?synchronous=FULL&max_group=2048``) and
+        keyword ``options`` are passed to the constructor (keywords win).
+
+        Raises:
+            ConfigurationError: not a ``sqlite:///`` URL, or an unknown or invalid option.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "sqlite" or parts.netloc or len(parts.path) < 2:
+            raise ConfigurationError(
+                "SQLiteStore takes URLs like sqlite:///relative.db, sqlite:////abs/path.db "
+                f"or sqlite:///:memory:, got {url!r:.100}"
+            )
+        path = unquote(parts.path[1:])
+        merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+        merged.update(options)
+        known = {"synchronous", "max_group", "busy_timeout", "readers", "recover"}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown sqlite:// option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        kwargs: dict[str, Any] = {}
+        try:
+            for name, value in merged.items():
+                if name in ("max_group", "readers"):
+                    kwargs[name] = int(value)
+                elif name == "busy_timeout":
+                    kwargs[name] = float(value)
+                elif name == "recover":
+                    kwargs[name] = _as_bool(value)
+                else:
+                    kwargs[name] = value
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"invalid sqlite:// option value in {url!r:.100}") from None
+        return cls(path, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r}, synchronous={self.synchronous})"
+
+    @property
+    def commits(self) -> int:
+        """Group transactions committed so far."""
+        return self._writer.commits
+
+    # --- connections -------------------------------------------------------------------------
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        if not self.in_memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        if not self.in_memory:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.close()
+                raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            f"file:{Path(self.path).resolve()}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self.busy_timeout,
+        )
+        conn.execute("PRAGMA query_only=ON")
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed or not self._started:
+            raise StoreError(f"{self!r} is closed or not started; call start() first")
+        if self.in_memory:
+            return await self._writer.run(fn, size=0)
+        return await asyncio.to_thread(self._read_sync, fn)
+
+    def _read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = self._connect_reader()
+            self._all_readers.append(conn)
+        try:
+            return fn(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self!r}: query failed: {exc}") from exc
+        finally:
+            if len(self._all_readers) > self.max_readers:
+                self._all_readers.remove(conn)
+                conn.close()
+            else:
+                self._readers.put(conn)
+
+    # --- BaseStore hooks ----------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        await self._writer.start()
+        self.schema_version = await self._writer.run(schema.migrate, size=0)
+        if self.recover:
+            n = await self._writer.run(schema.recover_interrupted, size=0)
+            self.interrupted_on_start = n
+            if n:
+                log.warning("%r: marked %d run(s) left unfinished as interrupted", self, n)
+
+    def _check_started(self) -> None:
+        if not self._started:
+            raise ConfigurationError(
+                f"{self!r} is not started; call `await store.start()` or use `async with store`"
+            )
+
+    async def _save_run(self, run: RunRecord) -> None:
+        self._check_started()
+        row = schema.run_row(run)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(schema.UPSERT_RUN, row)
+
+        await self._writer.run(write)
+
+    async def _save_results(self, records: list[ResultRecord]) -> None:
+        self._check_started()
+        now = schema.to_us(datetime.now(UTC))
+        rows = [schema.result_row(rec, now) for rec in records]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(schema.UPSERT_RESULT, rows)
+
+        await self._writer.run(write, size=len(rows))
+
+    async def _get_run(self, user_id: str, run_id: str) -> StoredRun | None:
+        def query(conn: sqlite3.Connection) -> StoredRun | None:
+            row = conn.execute(
+                f"SELECT {schema.RUN_COLUMNS} FROM runs WHERE run_id = ? AND user_id = ?",
+                (run_id, user_id),
+            ).fetchone()
+            if row is None:
+                return None
+            rows = conn.execute(
+                f"SELECT {schema.RESULT_COLUMNS} FROM results "
+                "WHERE run_id = ? AND user_id = ? ORDER BY at, rowid",
+                (run_id, user_id),
+            ).fetchall()
+            return StoredRun.model_construct(
+                run=schema.row_to_run(row), results=[schema.row_to_result(r) for r in rows]
+            )
+
+        return await self._read(query)
+
+    async def _list_runs(
+        self,
+        user_id: str,
+        *,
+        status: RunStatus | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[RunRecord]:
+        where: list[str] = ["user_id = ?"]
+        params: list[Any] = [user_id]
+        if status is not None:
+            where.append("status = ?")
+            params.append(RunStatus(status).value)
+        _time_range(where, params, "submitted_at", since, until)
+        sql = (
+            f"SELECT {schema.RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
+            "ORDER BY submitted_at DESC, rowid DESC LIMIT ?"
+        )
+        params.append(limit)
+
+        def query(conn: sqlite3.Connection) -> list[RunRecord]:
+            return [schema.row_to_run(r) for r in conn.execute(sql, params)]
+
+        return await self._read(query)
+
+    async def _list_results(
+        self,
+        user_id: str,
+        *,
+        run_id: str | None,
+        agent: str | None,
+        status: AgentStatus | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+    ) -> list[ResultRecord]:
+        where: list[str] = ["user_id = ?"]
+        params: list[Any] = [user_id]
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if agent is not None:
+            where.append("agent = ?")
+            params.append(agent)
+        if status is not None:
+            where.append("status = ?")
+            params.append(AgentStatus(status).value)
+        _time_range(where, params, "at", since, until)
+        sql = (
+            f"SELECT {schema.RESULT_COLUMNS} FROM results WHERE {' AND '.join(where)} "
+            "ORDER BY at DESC, rowid DESC LIMIT ?"
+        )
+        params.append(limit)
+
+        def query(conn: sqlite3.Connection) -> list[ResultRecord]:
+            return [schema.row_to_result(r) for r in conn.execute(sql, params)]
+
+        return await self._read(query)
+
+    async def _aclose(self) -> None:
+        await self._writer.close()
+        for conn in self._all_readers:
+            conn.close()
+        self._all_readers.clear()
+
+
+def _time_range(
+    where: list[str], params: list[Any], column: str, since: datetime | None, until: datetime | None
+) -> None:
+    """``since`` is inclusive, ``until`` exclusive."""
+    if since is not None:
+        where.append(f"{column} >= ?")
+        params.append(schema.to_us(since))
+    if until is not None:
+        where.append(f"{column} < ?")
+        params.append(schema.to_us(until))
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
