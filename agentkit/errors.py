@@ -15,6 +15,7 @@ queues, broken backends) live on separate branches, so callers can tell "fix you
     │   │   └── PluginLoadError          a plugin file or entry point failed to import
     │   ├── PipelineError                a pipeline cannot run as asked
     │   │   ├── UnknownAgentError        name not in the registry (lists the known ones)
+    │   │   │   └── AgentNotOnWorkerError    a remote worker lacks the agent or its version
     │   │   ├── DependencyCycleError     depends_on forms a cycle (names it)
     │   │   └── MissingUpstreamError     depends_on names an agent not in the pipeline
     │   ├── InvalidUserIdError           empty, too long or non-printable user id
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentDefinitionError",
+    "AgentNotOnWorkerError",
     "AgentTimeoutError",
     "AgentkitError",
     "AgentkitRuntimeError",
@@ -124,6 +126,14 @@ class PipelineError(UsageError):
 
 class UnknownAgentError(PipelineError):
     """A pipeline names an agent that is not registered."""
+
+
+class AgentNotOnWorkerError(UnknownAgentError):
+    """A remote worker (e.g. a Dask worker) has no plugin for the agent, or another version.
+
+    The message names the agent and the worker; install the plugin on every worker (entry
+    point, or a plugin folder in ``AGENTKIT_PLUGIN_PATH``) at the version the supervisor has.
+    """
 
 
 class DependencyCycleError(PipelineError):
