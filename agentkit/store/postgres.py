@@ -19,9 +19,9 @@ Crash recovery with several supervisors on one database: every run row records t
 :attr:`~PostgresStore.owner` id of the store that last wrote it, and each store heartbeats
 its id (``owners`` table) every ``heartbeat_interval`` seconds while it is open. On start a
 store marks ``interrupted`` only runs still ``queued``/``running`` that were last written
-by its own id (a restarted process that kept its id) or by an id that has not heartbeaten
-for ``stale_after`` seconds, when the run itself was not updated for as long. Runs of live
-supervisors are never touched.
+by its own id (a restarted process that kept its id), by a store that was closed cleanly,
+or by an id that has not heartbeaten for ``stale_after`` seconds while the run itself was
+not updated for as long (a crashed process). Runs of live supervisors are never touched.
 """
 
 from __future__ import annotations
@@ -151,17 +151,17 @@ class PostgresStore(BaseStore):
             )
             async with self._pool.acquire(timeout=self.connect_timeout) as conn:
                 applied = await apply_migrations(conn, self.schema)
-        except ConfigurationError:
+            if applied:
+                _log.info("schema %s migrated to version %d", self.schema, applied[-1])
+            await self._beat()
+            if self.recover_on_start:
+                await self.recover_interrupted()
+        except (ConfigurationError, StoreError):
             await self._close_pool()
             raise
         except Exception as exc:
             await self._close_pool()
             raise self._error("start (connect and migrate)", exc) from exc
-        if applied:
-            _log.info("schema %s migrated to version %d", self.schema, applied[-1])
-        await self._beat()
-        if self.recover_on_start:
-            await self.recover_interrupted()
         self._heartbeat = asyncio.get_running_loop().create_task(
             self._heartbeat_loop(), name="agentkit-pg-heartbeat"
         )
@@ -196,9 +196,10 @@ class PostgresStore(BaseStore):
     async def recover_interrupted(self) -> int:
         """Mark runs abandoned by crashed supervisors ``interrupted``; return how many.
 
-        A run is abandoned when it is still ``queued``/``running`` and either it
-        was last written by this store's :attr:`owner` id, or the id that last wrote it has
-        not heartbeaten for ``stale_after`` seconds and the run was not updated for as long.
+        A run is abandoned when it is still ``queued``/``running`` and the store that last
+        wrote it is this one (same :attr:`owner` id, i.e. a restarted process), or was
+        closed (its heartbeat row is gone), or has not heartbeaten for ``stale_after``
+        seconds while the run was not updated for as long (a crashed process).
         """
         stale = timedelta(seconds=self.stale_after)
         sql = f"""
@@ -207,6 +208,8 @@ class PostgresStore(BaseStore):
                    updated_at = now()
              WHERE r.status = ANY($1::text[])
                AND (r.store_owner = $2
+                    OR NOT EXISTS (SELECT 1 FROM {self._s}.owners AS o
+                                    WHERE o.owner = r.store_owner)
                     OR (r.updated_at < now() - $3::interval
                         AND NOT EXISTS (SELECT 1 FROM {self._s}.owners AS o
                                          WHERE o.owner = r.store_owner
