@@ -90,7 +90,7 @@ class Instruments:
         )
         self.circuit_state = meter.create_gauge(
             MetricNames.CIRCUIT_STATE,
-            unit="1",
+            unit="{state}",
             description="Circuit breaker state: 0 closed, 1 half-open, 2 open.",
         )
         self.outbox_depth = meter.create_gauge(
