@@ -1,0 +1,245 @@
+"""The JSON layer: an exact, tagged JSON form of the clean value domain.
+
+JSON has no datetimes, UUIDs, Decimals, bytes, tuples, sets, non-string keys or NaN, so
+those become *tagged objects*: JSON objects whose reserved key ``"$ak"`` names the kind and
+whose ``"v"`` holds a JSON-native form (``{"$ak": "uuid", "v": "6f1c…"}``). A dict whose keys
+are not all strings, or that has a ``"$ak"`` key of its own, is written as a list of pairs
+(``{"$ak": "map", "v": [[k, v], …]}``), so every JSON object with a ``"$ak"`` key is a tag
+and user data can never be mistaken for one.
+
+Decoding maps each tag to a fixed constructor from a closed table: no name in the payload is
+ever imported or looked up. Anything outside the clean domain raises :class:`NotEncodable`
+when encoding (the codec then tries its next layer); a malformed tag raises ``ValueError``
+when decoding (the codec reports it as :class:`~agentkit.errors.CorruptError`).
+
+The text is standard JSON (no ``NaN`` literals), UTF-8 encoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from agentkit.codec._common import NotEncodable
+
+__all__ = ["TAG_KEY", "NotEncodable", "dumps", "loads", "to_tagged"]
+
+TAG_KEY = "$ak"
+
+
+_Enc = Callable[[Any], Any]
+
+
+def _tz_extra(tz: object, out: dict[str, Any]) -> None:
+    # A named zone survives as its key, so the value comes back with the same tzinfo.
+    if type(tz) is ZoneInfo and tz.key:
+        out["z"] = tz.key
+
+
+def _enc_datetime(o: datetime) -> dict[str, Any]:
+    out: dict[str, Any] = {TAG_KEY: "dt", "v": o.isoformat()}
+    if o.tzinfo is not None and type(o.tzinfo) is not timezone:
+        _tz_extra(o.tzinfo, out)
+    if o.fold:
+        out["f"] = 1
+    return out
+
+
+def _enc_time(o: time) -> dict[str, Any]:
+    out: dict[str, Any] = {TAG_KEY: "t", "v": o.isoformat()}
+    if o.fold:
+        out["f"] = 1
+    return out
+
+
+def _enc_float(o: float) -> Any:
+    return {TAG_KEY: "f", "v": repr(o)}
+
+
+def to_tagged(value: Any) -> Any:
+    """Return the JSON-native tagged form of a clean ``value``.
+
+    Raises:
+        NotEncodable: ``value`` holds something outside the clean domain.
+        RecursionError: ``value`` is nested too deeply (or is cyclic).
+    """
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        # x - x is 0.0 for finite floats and NaN for NaN and the infinities
+        return value if value - value == 0.0 else _enc_float(value)
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                return _enc_map(value)
+            out[k] = to_tagged(v)
+        if TAG_KEY in out:
+            return _enc_map(value)
+        return out
+    if t is list:
+        return [to_tagged(v) for v in value]
+    enc = _ENCODERS.get(t)
+    if enc is None:
+        raise NotEncodable(f"{t.__module__}.{t.__qualname__} is not in the clean value domain")
+    return enc(value)
+
+
+def _enc_map(value: dict[Any, Any]) -> dict[str, Any]:
+    return {TAG_KEY: "map", "v": [[to_tagged(k), to_tagged(v)] for k, v in value.items()]}
+
+
+_ENCODERS: dict[type, _Enc] = {
+    datetime: _enc_datetime,
+    date: lambda o: {TAG_KEY: "d", "v": o.isoformat()},
+    time: _enc_time,
+    timedelta: lambda o: {TAG_KEY: "td", "v": [o.days, o.seconds, o.microseconds]},
+    UUID: lambda o: {TAG_KEY: "uuid", "v": o.hex},
+    Decimal: lambda o: {TAG_KEY: "dec", "v": str(o)},
+    bytes: lambda o: {TAG_KEY: "b", "v": base64.b64encode(o).decode("ascii")},
+    tuple: lambda o: {TAG_KEY: "tup", "v": [to_tagged(v) for v in o]},
+    set: lambda o: {TAG_KEY: "set", "v": [to_tagged(v) for v in o]},
+    frozenset: lambda o: {TAG_KEY: "fset", "v": [to_tagged(v) for v in o]},
+}
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def _str(v: object) -> str:
+    if type(v) is not str:
+        raise ValueError("tagged value must hold a string")
+    return v
+
+
+def _list(v: object) -> list[Any]:
+    if type(v) is not list:
+        raise ValueError("tagged value must hold a list")
+    return v
+
+
+def _fold(d: dict[str, Any]) -> int:
+    fold = d.get("f", 0)
+    if fold not in (0, 1) or type(fold) is not int:
+        raise ValueError("fold must be 0 or 1")
+    return fold
+
+
+def _dec_datetime(d: dict[str, Any]) -> datetime:
+    dt = datetime.fromisoformat(_str(d["v"]))
+    key = d.get("z")
+    if key is not None:
+        try:
+            zone = ZoneInfo(_str(key))
+        except Exception:  # zone unknown on this machine: keep the fixed offset (same instant)
+            zone = None
+        if zone is not None:
+            local = dt.replace(tzinfo=zone, fold=_fold(d))
+            if local.utcoffset() == dt.utcoffset():
+                return local
+    return dt.replace(fold=_fold(d)) if "f" in d else dt
+
+
+def _dec_time(d: dict[str, Any]) -> time:
+    t = time.fromisoformat(_str(d["v"]))
+    return t.replace(fold=_fold(d)) if "f" in d else t
+
+
+def _dec_float(d: dict[str, Any]) -> float:
+    s = _str(d["v"])
+    if s not in ("nan", "inf", "-inf"):
+        raise ValueError(f"unexpected non-finite float {s!r}")
+    return float(s)
+
+
+def _dec_timedelta(d: dict[str, Any]) -> timedelta:
+    days, seconds, micros = _list(d["v"])
+    if not (type(days) is int and type(seconds) is int and type(micros) is int):
+        raise ValueError("timedelta parts must be integers")
+    return timedelta(days=days, seconds=seconds, microseconds=micros)
+
+
+def _dec_bytes(d: dict[str, Any]) -> bytes:
+    return base64.b64decode(_str(d["v"]), validate=True)
+
+
+def _dec_map(d: dict[str, Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for pair in _list(d["v"]):
+        if type(pair) is not list or len(pair) != 2:
+            raise ValueError("map entries must be [key, value] pairs")
+        out[pair[0]] = pair[1]
+    return out
+
+
+_DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "dt": _dec_datetime,
+    "d": lambda d: date.fromisoformat(_str(d["v"])),
+    "t": _dec_time,
+    "td": _dec_timedelta,
+    "uuid": lambda d: UUID(hex=_str(d["v"])),
+    "dec": lambda d: Decimal(_str(d["v"])),
+    "b": _dec_bytes,
+    "tup": lambda d: tuple(_list(d["v"])),
+    "set": lambda d: set(_list(d["v"])),
+    "fset": lambda d: frozenset(_list(d["v"])),
+    "map": _dec_map,
+    "f": _dec_float,
+}
+_ALLOWED_TAG_KEYS = frozenset({TAG_KEY, "v", "z", "f"})
+
+
+def _object_hook(d: dict[str, Any]) -> Any:
+    if TAG_KEY not in d:
+        return d
+    tag = d[TAG_KEY]
+    dec = _DECODERS.get(tag) if type(tag) is str else None
+    if dec is None or "v" not in d or not _ALLOWED_TAG_KEYS.issuperset(d):
+        raise ValueError(f"malformed or unknown tagged value {tag!r}")
+    return dec(d)
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
+)
+_ASCII_ENCODER = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, check_circular=False, separators=(",", ":")
+)
+_DECODER = json.JSONDecoder(object_hook=_object_hook)
+
+
+def dumps(value: Any) -> bytes:
+    """Encode a clean ``value`` as tagged JSON (UTF-8 bytes).
+
+    Raises:
+        NotEncodable: ``value`` is outside the clean domain or nested too deeply.
+    """
+    try:
+        tree = to_tagged(value)
+    except RecursionError:
+        raise NotEncodable("value is nested too deeply for the JSON layer") from None
+    try:
+        return _ENCODER.encode(tree).encode("utf-8")
+    except UnicodeEncodeError:
+        # lone surrogates cannot be UTF-8; \u escapes carry them exactly
+        return _ASCII_ENCODER.encode(tree).encode("ascii")
+    except RecursionError:
+        raise NotEncodable("value is nested too deeply for the JSON layer") from None
+
+
+def loads(payload: bytes | memoryview) -> Any:
+    """Decode tagged JSON made by :func:`dumps`.
+
+    Raises:
+        ValueError: the payload is not valid tagged JSON (includes ``UnicodeDecodeError``
+            and ``json.JSONDecodeError``).
+        TypeError, KeyError, RecursionError: malformed structure inside a tag.
+    """
+    return _DECODER.decode(bytes(payload).decode("utf-8"))
