@@ -86,11 +86,18 @@ def to_attribute_value(value: object) -> AttributeValue | None:
 def error_type_of(error: BaseException | str | None, status: str | None = None) -> str:
     """Low-cardinality ``error.type`` for an exception, an error type name or a status.
 
-    Timeouts are ``timeout`` and cancellations ``cancelled`` whatever raised them; other
-    exceptions give their qualified class name (builtins without a module prefix). Never the
-    exception message: messages may carry user data.
+    Timeouts are ``timeout`` and cancellations ``cancelled`` whatever raised them (also for
+    the ``timed_out``/``cancelled`` statuses and for type names ending in ``TimeoutError`` or
+    ``CancelledError``); other exceptions give their qualified class name (builtins without
+    a module prefix). Never the exception message: messages may carry user data.
     """
+    if status in ("timed_out", "cancelled"):
+        return _DEFAULT_ERROR_TYPE[status]
     if isinstance(error, str):
+        if error.endswith("TimeoutError"):
+            return "timeout"
+        if error.endswith("CancelledError"):
+            return "cancelled"
         return error or "_OTHER"
     if error is not None:
         if _is_cancellation(error):

@@ -20,6 +20,7 @@ from agentkit.telemetry._spans import (
     SpanHandle,
     SpanScope,
     build_attributes,
+    error_type_of,
     event_attributes,
 )
 
@@ -32,6 +33,9 @@ try:
     _VERSION: str | None = metadata.version("agentkit")
 except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
     _VERSION = None
+
+
+_ERROR_STATUSES: Final = frozenset({"failed", "timed_out", "cancelled", "interrupted"})
 
 
 def _status(status: object) -> str:
@@ -243,14 +247,19 @@ class Telemetry:
     def record_agent(
         self, agent: str, status: object, duration_s: float, error_type: str | None = None
     ) -> None:
-        """One agent invocation finished (``gen_ai.invoke_agent.duration``)."""
+        """One agent invocation finished (``gen_ai.invoke_agent.duration``).
+
+        ``error_type`` (the outcome's error type name) is normalised like the span's
+        ``error.type``: ``timeout`` and ``cancelled`` for those outcomes.
+        """
+        value = _status(status)
         attrs: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": agent,
-            "agentkit.agent.status": _status(status),
+            "agentkit.agent.status": value,
         }
-        if error_type is not None:
-            attrs["error.type"] = error_type
+        if error_type is not None or value in _ERROR_STATUSES:
+            attrs["error.type"] = error_type_of(error_type, value)
         self._instruments.agent_duration.record(duration_s, attrs)
 
     def record_encoding(self, layer: str, size: int) -> None:

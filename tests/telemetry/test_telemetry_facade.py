@@ -367,3 +367,17 @@ def test_error_type_of() -> None:
     assert error_type_of("") == "_OTHER"
     assert error_type_of(None, "timed_out") == "timeout"
     assert error_type_of(None) == "_OTHER"
+
+
+def test_timeout_and_cancel_type_names_are_normalised(otel: Otel) -> None:
+    with otel.tel.agent_span("a", "1", run_id="r", user_hash="h") as span:
+        span.set_outcome(AgentStatus.TIMED_OUT, "agentkit.errors.AgentTimeoutError")
+    with otel.tel.agent_span("b", "1", run_id="r", user_hash="h") as span:
+        span.mark_retry("agentkit.errors.AgentTimeoutError", next_attempt=2)
+    assert (otel.one("invoke_agent a").attributes or {})["error.type"] == "timeout"
+    assert (otel.one("invoke_agent b").attributes or {})["error.type"] == "timeout"
+    otel.tel.record_agent("a", AgentStatus.TIMED_OUT, 1.0, "agentkit.errors.AgentTimeoutError")
+    otel.tel.record_agent("a", AgentStatus.CANCELLED, 1.0)
+    otel.tel.record_agent("a", AgentStatus.FAILED, 1.0)
+    types = {p.attributes["error.type"] for p in otel.points("gen_ai.invoke_agent.duration")}
+    assert types == {"timeout", "cancelled", "_OTHER"}
