@@ -1,0 +1,282 @@
+"""SQLiteStore specifics: URLs, pragmas, schema versions, group commits, crash durability."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from agentkit.backends import store_from_url
+from agentkit.errors import ConfigurationError, StoreError
+from agentkit.status import RunStatus
+from agentkit.store._sqlite_writer import SQLiteWriter
+from agentkit.store.sqlite import SQLiteStore
+
+_spec = importlib.util.spec_from_file_location(
+    "contract_records", Path(__file__).parents[1] / "contract" / "contract_records.py"
+)
+assert _spec is not None and _spec.loader is not None
+records = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(records)
+make_result, make_run = records.make_result, records.make_run
+
+
+def test_url_forms(tmp_path: Path) -> None:
+    rel = SQLiteStore.from_url("sqlite:///data/runs.db")
+    assert rel.path == "data/runs.db"
+    absolute = SQLiteStore.from_url(f"sqlite:///{tmp_path}/runs.db")
+    assert absolute.path == f"{tmp_path}/runs.db"
+    mem = SQLiteStore.from_url("sqlite:///:memory:?synchronous=full&max_group=64")
+    assert mem.in_memory and mem.synchronous == "FULL"
+    tuned = store_from_url("sqlite:///x.db?recover=false&readers=3", busy_timeout=1)
+    assert isinstance(tuned, SQLiteStore)
+    assert (tuned.recover, tuned.max_readers, tuned.busy_timeout) == (False, 3, 1.0)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite://host/x.db",
+        "sqlite:///x.db?synchronous=sometimes",
+        "sqlite:///x.db?max_group=many",
+        "sqlite:///x.db?flavour=mint",
+        "postgresql://localhost/x",
+    ],
+)
+def test_bad_urls(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        SQLiteStore.from_url(url)
+
+
+async def test_wal_pragmas_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "dir" / "s.db"  # parents are created
+    async with SQLiteStore(path) as store:
+        assert store.schema_version == 1
+        raw = sqlite3.connect(path)
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert {"runs", "results", "schema_version"} <= tables
+        raw.close()
+    async with SQLiteStore(path) as again:  # re-opening applies nothing twice
+        assert again.schema_version == 1
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SQLiteStore(path):
+        pass
+    raw = sqlite3.connect(path)
+    raw.execute("INSERT INTO schema_version VALUES (99, 'from the future', 'now')")
+    raw.commit()
+    raw.close()
+    store = SQLiteStore(path)
+    with pytest.raises(StoreError, match="schema version 99"):
+        await store.start()
+    await store.aclose()
+
+
+async def test_queries_use_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SQLiteStore(path):
+        pass
+    raw = sqlite3.connect(path)
+    plans = {
+        "runs by user": "SELECT * FROM runs WHERE user_id='u' ORDER BY submitted_at DESC",
+        "runs by status": "SELECT * FROM runs WHERE user_id='u' AND status='failed' "
+        "ORDER BY submitted_at DESC",
+        "results by agent": "SELECT * FROM results WHERE user_id='u' AND agent='a' "
+        "ORDER BY at DESC",
+        "results by status": "SELECT * FROM results WHERE user_id='u' AND status='failed' "
+        "ORDER BY at DESC",
+        "results of run": "SELECT * FROM results WHERE run_id='r' AND user_id='u'",
+        "recovery": "UPDATE runs SET status='interrupted' WHERE status IN ('queued','running')",
+    }
+    for name, sql in plans.items():
+        plan = " ".join(str(r[-1]) for r in raw.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (name, plan)
+        assert "TEMP B-TREE" not in plan, (name, plan)
+    raw.close()
+
+
+async def test_acknowledged_means_visible_to_another_connection(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SQLiteStore(path) as store:
+        await store.save_results([make_result("u", "r1", "triage")])
+        raw = sqlite3.connect(path)
+        assert raw.execute("SELECT count(*) FROM results").fetchone()[0] == 1
+        raw.close()
+
+
+async def test_concurrent_writes_are_grouped(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        before = store.commits
+        await asyncio.gather(
+            *(store.save_results([make_result("u", f"r{i}", "a")]) for i in range(400))
+        )
+        commits = store.commits - before
+        assert len(await store.list_results("u", limit=1000)) == 400
+    assert commits < 100, f"{commits} transactions for 400 concurrent saves: not grouped"
+
+
+async def test_memory_database(tmp_path: Path) -> None:
+    async with SQLiteStore(":memory:") as store:
+        await store.save_run(make_run("u", "r1"))
+        await store.save_results([make_result("u", "r1", "a")])
+        got = await store.get_run("u", "r1")
+        assert got is not None and len(got.results) == 1
+        assert [r.run_id for r in await store.list_runs("u")] == ["r1"]
+    assert not list(tmp_path.iterdir())
+
+
+async def test_not_started_and_closed(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    with pytest.raises(ConfigurationError, match="not started"):
+        await store.save_run(make_run("u", "r"))
+    await store.start()
+    await store.aclose()
+    with pytest.raises(StoreError, match="closed"):
+        await store.save_results([make_result("u", "r", "a")])
+    with pytest.raises(StoreError, match="closed"):
+        await store.list_runs("u")
+
+
+async def test_unopenable_path_raises_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    store = SQLiteStore(blocker / "s.db")
+    with pytest.raises(StoreError, match="cannot open"):
+        await store.start()
+
+
+async def test_recovery_count(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with SQLiteStore(path) as store:
+        await store.save_run(make_run("u", "r1", status=RunStatus.RUNNING))
+        await store.save_run(make_run("u", "r2", status=RunStatus.QUEUED))
+        await store.save_run(make_run("u", "r3", status=RunStatus.SUCCEEDED))
+    async with SQLiteStore(path, recover=False) as store:
+        assert store.interrupted_on_start == 0
+        assert len(await store.list_runs("u", status=RunStatus.RUNNING)) == 1
+    async with SQLiteStore(path) as store:
+        assert store.interrupted_on_start == 2
+        got = await store.get_run("u", "r1")
+        assert got is not None and got.run.error is not None
+        assert got.run.error["type"] == "Interrupted"
+
+
+async def test_a_failing_operation_fails_only_its_caller(tmp_path: Path) -> None:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)")
+        return conn
+
+    writer = SQLiteWriter(connect, name="test-writer")
+    await writer.start()
+
+    def insert(x: int):  # type: ignore[no-untyped-def]
+        return lambda conn: conn.execute("INSERT INTO t VALUES (?)", (x,)).rowcount
+
+    def boom(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (1000)")
+        conn.execute("INSERT INTO nope VALUES (1)")
+
+    outcomes = await asyncio.gather(
+        *(writer.run(insert(i)) for i in range(50)),
+        writer.run(boom),
+        *(writer.run(insert(i)) for i in range(50, 100)),
+        return_exceptions=True,
+    )
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], StoreError)
+    assert "no such table" in str(failures[0])
+    rows = await writer.run(lambda c: c.execute("SELECT count(*), max(x) FROM t").fetchone())
+    assert rows == (100, 99)  # boom's first insert was rolled back with it
+    await writer.close()
+    with pytest.raises(StoreError):
+        await writer.run(insert(1))
+
+
+_CHILD = textwrap.dedent(
+    """
+    import asyncio, importlib.util, sys
+    from agentkit.status import RunStatus
+    from agentkit.store.sqlite import SQLiteStore
+    spec = importlib.util.spec_from_file_location("contract_records", sys.argv[2])
+    rec = importlib.util.module_from_spec(spec); spec.loader.exec_module(rec)
+
+    async def one(store, i):
+        run_id = f"run-{i}"
+        await store.save_run(rec.make_run("u", run_id))
+        await store.save_results([rec.make_result("u", run_id, a) for a in ("x", "y")])
+        await store.save_run(rec.make_run("u", run_id, status=RunStatus.SUCCEEDED))
+        print(run_id, flush=True)
+
+    async def main():
+        store = SQLiteStore(sys.argv[1])
+        await store.start()
+        i = 0
+        while True:
+            await asyncio.gather(*(one(store, i + k) for k in range(50)))
+            i += 50
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    path = tmp_path / "crash.db"
+    helper = Path(__file__).parents[1] / "contract" / "contract_records.py"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(path), str(helper)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert proc.stdout is not None
+    acked: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(acked) < 2000 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        acked.append(line.strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert len(acked) >= 2000, "the child did not get far enough"
+    async with SQLiteStore(path) as store:
+        runs = {r.run_id: r for r in await store.list_runs("u", limit=10_000)}
+        for run_id in acked:
+            assert runs[run_id].status is RunStatus.SUCCEEDED, run_id
+            got = await store.get_run("u", run_id)
+            assert got is not None and len(got.results) == 2
+        leftover = [r for r in runs.values() if r.status is not RunStatus.SUCCEEDED]
+        assert {r.status for r in leftover} <= {RunStatus.INTERRUPTED}
+        assert len(leftover) == store.interrupted_on_start
+
+
+async def test_reads_of_many_users_interleave_with_writes(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "s.db") as store:
+
+        async def user(u: str) -> None:
+            for i in range(5):
+                run_id = f"{u}-{uuid.uuid4().hex[:6]}"
+                await store.save_run(make_run(u, run_id, minute=i))
+                await store.save_results([make_result(u, run_id, "a", minute=i)])
+                listed = await store.list_runs(u)
+                assert len(listed) == i + 1 and {r.user_id for r in listed} == {u}
+
+        await asyncio.gather(*(user(f"user{n}") for n in range(40)))
