@@ -53,6 +53,8 @@ def _enc_datetime(o: datetime) -> dict[str, Any]:
 
 def _enc_time(o: time) -> dict[str, Any]:
     out: dict[str, Any] = {TAG_KEY: "t", "v": o.isoformat()}
+    if o.tzinfo is not None and type(o.tzinfo) is not timezone:
+        _tz_extra(o.tzinfo, out)
     if o.fold:
         out["f"] = 1
     return out
@@ -132,15 +134,19 @@ def _fold(d: dict[str, Any]) -> int:
     return fold
 
 
+def _zone(key: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(key)
+    except Exception:  # unknown or malformed key: the caller keeps what it has
+        return None
+
+
 def _dec_datetime(d: dict[str, Any]) -> datetime:
     dt = datetime.fromisoformat(_str(d["v"]))
     key = d.get("z")
     if key is not None:
-        try:
-            zone = ZoneInfo(_str(key))
-        except Exception:  # zone unknown on this machine: keep the fixed offset (same instant)
-            zone = None
-        if zone is not None:
+        zone = _zone(_str(key))
+        if zone is not None:  # else the zone is unknown here: keep the fixed offset
             local = dt.replace(tzinfo=zone, fold=_fold(d))
             if local.utcoffset() == dt.utcoffset():
                 return local
@@ -149,6 +155,13 @@ def _dec_datetime(d: dict[str, Any]) -> datetime:
 
 def _dec_time(d: dict[str, Any]) -> time:
     t = time.fromisoformat(_str(d["v"]))
+    key = d.get("z")
+    if key is not None:
+        zone = _zone(_str(key))
+        if zone is not None:  # else the zone is unknown here: keep what isoformat said
+            zoned = t.replace(tzinfo=zone)
+            if t.tzinfo is None or zoned.utcoffset() == t.utcoffset():
+                t = zoned
     return t.replace(fold=_fold(d)) if "f" in d else t
 
 
