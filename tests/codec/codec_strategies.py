@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 fixed_offsets = st.builds(
     lambda m: timezone(timedelta(minutes=m)), st.integers(min_value=-23 * 60, max_value=23 * 60)
 )
-tzs = st.none() | st.just(timezone.utc) | fixed_offsets | st.timezones()
+tzs = st.none() | st.just(UTC) | fixed_offsets | st.timezones()
 
 hashable_scalars = (
     st.none()

@@ -70,9 +70,7 @@ def evil_pickles(marker: Path) -> list[bytes]:
         def __reduce__(self) -> tuple[object, tuple[object, str]]:
             return (getattr, (UUID.__init__, "__globals__"))
 
-    return [
-        pickle.dumps(Evil(), protocol=p) for p in (0, 2, 5)
-    ] + [
+    return [pickle.dumps(Evil(), protocol=p) for p in (0, 2, 5)] + [
         pickle.dumps({"ok": [1, 2], "boom": Evil()}, protocol=5),
         pickle.dumps(EvilViaGetattr(), protocol=5),
         nested_result_pickle(marker),
@@ -135,7 +133,7 @@ def test_forged_pickle_never_runs_with_the_right_key(marker: Path) -> None:
         reader.decode_result(nested)
     # as a plain value the inner pickle is just bytes: returned, never loaded
     plain = forge(nested_result_pickle(marker), key=KEY, key_id="k1")
-    fmt, meta, inner = reader.decode(plain)
+    fmt, _meta, inner = reader.decode(plain)
     assert fmt == 1 and type(inner) is bytes
 
 
