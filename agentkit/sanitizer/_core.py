@@ -1,0 +1,221 @@
+"""ObjectSanitizer: the public face of the fast path and the walk."""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+from collections.abc import Iterable
+from typing import Any
+
+from agentkit.errors import ConfigurationError
+from agentkit.report import SanitizeReport
+from agentkit.sanitizer import _safe
+from agentkit.sanitizer._config import Config, Handler, UnknownPolicy
+from agentkit.sanitizer._fast import (
+    FAST_INSTANCE_TYPES,
+    NATIVE_TYPES,
+    FastEncoder,
+    as_protocol_5,
+)
+from agentkit.sanitizer._walk import Walker
+from agentkit.sanitizer.redact import DEFAULT_SECRET_KEYS
+
+__all__ = ["ObjectSanitizer"]
+
+_NUMERIC = (type(None), bool, int, float)
+_CONTAINERS = (list, tuple, set, frozenset)
+
+
+class ObjectSanitizer:
+    """Turns any Python value into a clean, storable value and a report of what changed.
+
+    ``sanitize`` never raises and never calls methods of unknown objects: clean values pass
+    through (in one native pass when the whole value is clean), known live objects become
+    typed placeholders, unknown objects are summarised, secrets are redacted, and cycles,
+    depth and size budgets are enforced. Every change is reported with its path.
+
+    Args:
+        max_depth: containers or objects nested deeper than this are cut (reported DEPTH).
+            The native fast path keeps an entirely clean value whole whatever its depth.
+        max_items: items kept per container (reported TRUNCATED).
+        max_str_len: characters kept per string (reported TRUNCATED).
+        max_bytes_len: bytes kept per bytes value (reported TRUNCATED).
+        max_nodes: values visited in total before the rest is cut (reported BUDGET).
+        max_total_bytes: string and bytes payload in total before the rest is cut.
+        max_report_entries: entries kept in the report (counts always cover everything).
+        unknown: ``"summarise"`` (type, module and instance attributes, walked under the same
+            budgets) or ``"placeholder"`` (type only) for objects of unknown types.
+        keep_picklable: keep unknown objects that stdlib pickle accepts as they are (for
+            private, signed caches that want full fidelity). Their ``__reduce__`` is then
+            called, so only use this for trusted result types.
+        secret_keys: key fragments whose values are redacted (case-insensitive substring of
+            the key with separators removed); numbers and None under such keys are kept.
+        redact_urls: replace passwords inside URL strings (``redis://u:***@host``).
+        fast_path: use the native pass for clean values (turn off only to compare).
+
+    Raises:
+        ConfigurationError: an option is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_depth: int = 64,
+        max_items: int = 100_000,
+        max_str_len: int = 1_000_000,
+        max_bytes_len: int = 10_000_000,
+        max_nodes: int = 1_000_000,
+        max_total_bytes: int = 64 * 1024 * 1024,
+        max_report_entries: int = 10_000,
+        unknown: UnknownPolicy = "summarise",
+        keep_picklable: bool = False,
+        secret_keys: Iterable[str] = DEFAULT_SECRET_KEYS,
+        redact_urls: bool = True,
+        fast_path: bool = True,
+    ) -> None:
+        self._cfg = Config(
+            max_depth=max_depth,
+            max_items=max_items,
+            max_str_len=max_str_len,
+            max_bytes_len=max_bytes_len,
+            max_nodes=max_nodes,
+            max_total_bytes=max_total_bytes,
+            max_report_entries=max_report_entries,
+            unknown=unknown,
+            keep_picklable=keep_picklable,
+            secret_keys=tuple(secret_keys),
+            redact_urls=redact_urls,
+            fast_path=fast_path,
+        )
+        self._kinds: dict[int, Any] = {}
+        self._fast: FastEncoder | None = FastEncoder() if fast_path else None
+
+    # --- configuration ------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        """The validated options (read-only by convention)."""
+        return self._cfg
+
+    def register(self, tp: type, handler: Handler) -> None:
+        """Replace values of ``tp`` (and its subclasses) by ``handler(value, ctx)``.
+
+        The handler's result is itself sanitized, at the same path; a handler that raises or
+        returns its input is reported as ERROR and its value becomes a placeholder.
+
+        Args:
+            tp: the type to handle.
+            handler: ``handler(value, ctx: SanitizeContext) -> replacement``.
+
+        Raises:
+            ConfigurationError: ``tp`` is not a class, is one of the built-in clean types the
+                native pass encodes directly, or ``handler`` is not callable.
+        """
+        if not isinstance(tp, type):
+            raise ConfigurationError(f"register() needs a class, got {tp!r}")
+        if not callable(handler):
+            raise ConfigurationError(f"the handler for {tp.__qualname__} is not callable")
+        if any(tp is t for t in NATIVE_TYPES):
+            raise ConfigurationError(
+                f"{tp.__qualname__} is a built-in clean type and cannot be overridden; "
+                "register a subclass instead"
+            )
+        self._cfg.handlers[id(tp)] = (tp, handler)
+        self._kinds.clear()
+        if self._fast is not None:
+            keep = [
+                t
+                for t in FAST_INSTANCE_TYPES
+                if not any(id(c) in self._cfg.handlers for c in _safe.mro(t))
+            ]
+            self._fast = FastEncoder(keep)
+
+    # --- sanitizing -----------------------------------------------------------------------
+
+    def sanitize(self, obj: Any) -> tuple[Any, SanitizeReport]:
+        """Return ``(clean, report)``; never raises.
+
+        When ``obj`` is already clean it is returned as is (not copied).
+        """
+        report = SanitizeReport(max_entries=self._cfg.max_report_entries)
+        if self._fast is not None:
+            data = self._fast.encode(obj, self._cfg.fast_limit)
+            if data is not None and not self._needs_redaction(obj, data):
+                return obj, report
+        return self._walk(obj, report), report
+
+    def sanitize_pickled(self, obj: Any) -> tuple[Any, SanitizeReport, bytes]:
+        """Return ``(clean, report, pickle_bytes)``; never raises.
+
+        ``pickle_bytes`` is the protocol-5 stdlib pickle of ``clean``, produced by the same
+        native pass that validated it when ``obj`` was already clean.
+        """
+        report = SanitizeReport(max_entries=self._cfg.max_report_entries)
+        if self._fast is not None:
+            data = self._fast.encode(obj, self._cfg.fast_limit)
+            if data is not None and not self._needs_redaction(obj, data):
+                return obj, report, as_protocol_5(data)
+        clean = self._walk(obj, report)
+        return clean, report, self._pickle_clean(clean, obj, report)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _walk(self, obj: Any, report: SanitizeReport) -> Any:
+        return Walker(self._cfg, report, self._kinds).run(obj)
+
+    def _pickle_clean(self, clean: Any, obj: Any, report: SanitizeReport) -> bytes:
+        if self._fast is not None:
+            data = self._fast.encode(clean, 1 << 62)
+            if data is not None:
+                return as_protocol_5(data)
+        with contextlib.suppress(Exception):
+            return pickle.dumps(clean, protocol=5)
+        # keep_picklable objects that pickle differently the second time, or a stack too
+        # deep for the caller's frame: fall back to a shallow, placeholder-only walk
+        shallow = ObjectSanitizer(
+            max_depth=min(self._cfg.max_depth, 16),
+            unknown="placeholder",
+            fast_path=False,
+            secret_keys=self._cfg.secret_keys,
+        )
+        again, rep2 = shallow.sanitize(obj)
+        report.entries[:] = rep2.entries
+        report.counts = dict(rep2.counts)
+        report.entries_dropped = rep2.entries_dropped
+        try:
+            return pickle.dumps(again, protocol=5)
+        except Exception:
+            return pickle.dumps(None, protocol=5)
+
+    def _needs_redaction(self, obj: Any, data: bytes) -> bool:
+        cfg = self._cfg
+        matcher = cfg.matcher
+        if cfg.redact_urls and matcher.might_contain_url_credentials(data):
+            return True
+        if not matcher.might_contain_secret_key(data):
+            return False
+        return _has_secret_key(obj, matcher.is_secret_key)
+
+
+def _has_secret_key(obj: Any, is_secret: Any) -> bool:
+    """Exact scan of an already-validated clean value: is a non-numeric value under a secret
+    key? Only called when the native scan found a secret-looking word somewhere."""
+    stack = [obj]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        cur = pop()
+        t = type(cur)
+        if t is dict:
+            for k, v in cur.items():
+                tv = type(v)
+                if type(k) is str and tv not in _NUMERIC and is_secret(k):
+                    return True
+                if tv is dict or tv in _CONTAINERS:
+                    push(v)
+        elif t in _CONTAINERS:
+            for v in cur:
+                tv = type(v)
+                if tv is dict or tv in _CONTAINERS:
+                    push(v)
+    return False

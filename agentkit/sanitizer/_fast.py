@@ -1,0 +1,132 @@
+"""The fast path: one native pickling pass that both proves a value clean and encodes it.
+
+CPython's C pickler never calls ``reducer_override`` for exact None, bool, int, float, str,
+bytes, dict, list, tuple, set and frozenset; for every other object it calls it first. Our
+override lets the few other clean types through (datetime, date, time, timedelta, timezone,
+UUID, Decimal) and raises for anything else, so a clean structure is validated and pickled
+in a single C-level pass and any other value falls back to the walk.
+
+* ``fast`` mode (no memo) makes cycles raise instead of being encoded.
+* Protocol 4 has no bytearray opcode, so a bytearray reaches the override and is rejected;
+  the header is then stamped as protocol 5 (the opcode streams are identical otherwise).
+* Output goes to a sink that raises once a byte limit is crossed, so an oversized value
+  costs at most that limit (the C pickler flushes every 64 KiB frame to the sink).
+"""
+
+from __future__ import annotations
+
+import pickle
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["FAST_INSTANCE_TYPES", "NATIVE_TYPES", "FastEncoder", "as_protocol_5"]
+
+#: non-container clean types whose own reduction is trusted
+FAST_INSTANCE_TYPES: tuple[type, ...] = (
+    datetime,
+    date,
+    time,
+    timedelta,
+    timezone,
+    uuid.UUID,
+    Decimal,
+)
+
+#: exact types the C pickler encodes without consulting reducer_override
+NATIVE_TYPES: tuple[type, ...] = (
+    type(None),
+    bool,
+    int,
+    float,
+    str,
+    bytes,
+    dict,
+    list,
+    tuple,
+    set,
+    frozenset,
+    bytearray,
+)
+
+_UUID = uuid.UUID
+_UUID_INT = uuid.UUID.__dict__["int"].__get__
+
+
+class _Reject(Exception):
+    """Internal: the value is not in the fast-path allow-list."""
+
+
+class _TooBig(Exception):
+    """Internal: the pickle crossed the size limit."""
+
+
+class _Sink:
+    __slots__ = ("chunks", "limit", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = limit
+
+    def write(self, data: Any) -> int:
+        n = len(data)
+        self.size += n
+        if self.size > self.limit:
+            raise _TooBig
+        self.chunks.append(data if type(data) is bytes else bytes(data))
+        return n
+
+
+class FastEncoder:
+    """A native validator-encoder for one allow-list of instance types.
+
+    Args:
+        instance_types: the non-container types let through (a subset of
+            :data:`FAST_INSTANCE_TYPES`).
+    """
+
+    __slots__ = ("_pickler",)
+
+    def __init__(self, instance_types: Iterable[type] = FAST_INSTANCE_TYPES) -> None:
+        allowed = tuple(instance_types)
+        instance_ids = frozenset(id(t) for t in allowed if t is not _UUID)
+        class_ids = frozenset(id(t) for t in allowed)
+        uuid_ok = _UUID in allowed
+        type_id = id(type)
+        reject = _Reject
+
+        class _Pickler(pickle.Pickler):
+            def reducer_override(self, obj: Any) -> Any:
+                tid = id(type(obj))
+                if tid in instance_ids:
+                    return NotImplemented
+                if tid == type_id and id(obj) in class_ids:
+                    return NotImplemented
+                if uuid_ok and type(obj) is _UUID:
+                    return _UUID, (None, None, None, None, _UUID_INT(obj))
+                raise reject
+
+        self._pickler = _Pickler
+
+    def encode(self, obj: Any, limit: int) -> bytes | None:
+        """Pickle bytes of ``obj`` if it is entirely clean and fits ``limit``, else None.
+
+        The bytes carry a protocol-4 header; :func:`as_protocol_5` restamps them.
+        """
+        sink = _Sink(limit)
+        p = self._pickler(sink, 4)
+        p.fast = True
+        try:
+            p.dump(obj)
+        except Exception:  # rejected, too big, cyclic, too deep: the walk decides
+            return None
+        chunks = sink.chunks
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def as_protocol_5(data: bytes) -> bytes:
+    """Restamp a protocol-4 stream without bytearrays as protocol 5 (same opcodes)."""
+    return b"".join((b"\x80\x05", memoryview(data)[2:]))

@@ -1,0 +1,682 @@
+"""The slow path: an iterative allow-list walk that builds the clean value and the report.
+
+Containers are generator frames on an explicit stack, so nesting depth never touches the
+interpreter's recursion limit. Objects are only ever inspected through :mod:`._safe`, are
+never hashed or compared (cycle tracking is by ``id``), and every step that touches a known
+protocol is guarded: whatever happens, the walk returns a clean value.
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import dataclasses
+import enum
+import pathlib
+import pickle
+import types
+import uuid
+from collections.abc import Generator
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+import pydantic.types as pydantic_types
+
+from agentkit.report import ReportKind, SanitizeReport
+from agentkit.sanitizer import _safe, handlers
+from agentkit.sanitizer._config import Config, SanitizeContext
+from agentkit.sanitizer._paths import Path, format_path
+from agentkit.sanitizer.redact import REDACTED
+
+_GEN = types.GeneratorType
+_NoneType = type(None)
+#: exact scalars copied through as they are
+_PLAIN = frozenset({id(_NoneType), id(bool), id(int), id(float)})
+#: exact hashable clean scalars allowed as dict keys and set members
+_HKEY_SCALARS = (
+    _NoneType,
+    bool,
+    int,
+    float,
+    str,
+    bytes,
+    datetime,
+    date,
+    time,
+    timedelta,
+    uuid.UUID,
+    Decimal,
+)
+_NUMERIC = (_NoneType, bool, int, float)
+_SECRET_BASE: type = pydantic_types._SecretBase
+_ROOT_MODEL: type = pydantic.RootModel
+_BASE_MODEL: type = pydantic.BaseModel
+_DC_FIELD = dataclasses._FIELD  # type: ignore[attr-defined]
+_PYD_EXTRA = _safe.namespace(pydantic.BaseModel)["__pydantic_extra__"]
+_TZINFO = datetime.__dict__["tzinfo"].__get__
+_TIME_TZINFO = time.__dict__["tzinfo"].__get__
+_ENUM_VALUE = "_value_"
+_UUID_INT = _safe.namespace(uuid.UUID)["int"]
+
+# kinds a type resolves to (cached per type)
+(
+    K_HANDLER,
+    K_CLASS,
+    K_ENUM,
+    K_SECRET,
+    K_ROOTMODEL,
+    K_MODEL,
+    K_DATACLASS,
+    K_NAMEDTUPLE,
+    K_EXC,
+    K_LIVE,
+    K_DICT,
+    K_LIST,
+    K_TUPLE,
+    K_SET,
+    K_FROZENSET,
+    K_STR,
+    K_INT,
+    K_FLOAT,
+    K_BYTES,
+    K_BYTEARRAY,
+    K_DATETIME,
+    K_DATE,
+    K_TIME,
+    K_TIMEDELTA,
+    K_UUID,
+    K_DECIMAL,
+    K_PATH,
+    K_ARRAY,
+    K_UNKNOWN,
+) = range(29)
+
+_BUILTIN_KINDS: list[tuple[type, int]] = [
+    (bool, K_INT),
+    (dict, K_DICT),
+    (list, K_LIST),
+    (collections.deque, K_LIST),
+    (tuple, K_TUPLE),
+    (set, K_SET),
+    (frozenset, K_FROZENSET),
+    (str, K_STR),
+    (int, K_INT),
+    (float, K_FLOAT),
+    (bytes, K_BYTES),
+    (bytearray, K_BYTEARRAY),
+    (datetime, K_DATETIME),
+    (date, K_DATE),
+    (time, K_TIME),
+    (timedelta, K_TIMEDELTA),
+    (uuid.UUID, K_UUID),
+    (Decimal, K_DECIMAL),
+    (pathlib.PurePath, K_PATH),
+    (array.array, K_ARRAY),
+]
+_BUILTIN_BY_ID = {id(t): (t, k) for t, k in _BUILTIN_KINDS}
+
+
+class Walker:
+    """One walk over one value; not reusable."""
+
+    __slots__ = (
+        "active",
+        "cfg",
+        "exhausted",
+        "kinds",
+        "nbytes",
+        "nodes",
+        "report",
+        "secret_cache",
+    )
+
+    def __init__(self, cfg: Config, report: SanitizeReport, kinds: dict[int, Any]) -> None:
+        self.cfg = cfg
+        self.report = report
+        self.kinds = kinds
+        self.active: dict[int, Path] = {}
+        self.nodes = 0
+        self.nbytes = 0
+        self.exhausted = False
+        self.secret_cache = cfg.matcher._cache
+
+    # --- driver -----------------------------------------------------------------------
+
+    def run(self, root: Any) -> Any:
+        """Sanitize ``root``; never raises (except BaseExceptions like KeyboardInterrupt)."""
+        first = self._visit_guarded(root, None, 0)
+        if type(first) is not _GEN:
+            return first
+        stack: list[tuple[Generator[Any, Any, Any], Path, int]] = [(first, None, id(root))]
+        self.active[id(root)] = None
+        send: Any = None
+        gen: Generator[Any, Any, Any] = first
+        path: Path = None
+        while True:
+            try:
+                req = gen.send(send)
+            except StopIteration as stop:
+                result = stop.value
+            except Exception as exc:  # a guarded protocol misbehaved inside a frame
+                self._add(path, ReportKind.ERROR, type(exc), f"walk failed here: {_why(exc)}")
+                result = {handlers.PLACEHOLDER_KEY: "error", "type": "builtins.object"}
+            else:
+                child, seg = req
+                cpath = (path, seg)
+                value = self._visit_guarded(child, cpath, len(stack))
+                if type(value) is _GEN:
+                    self.active[id(child)] = cpath
+                    stack.append((value, cpath, id(child)))
+                    gen, path, send = value, cpath, None
+                else:
+                    send = value
+                continue
+            self.active.pop(stack.pop()[2], None)
+            if not stack:
+                return result
+            gen, path, _ = stack[-1]
+            send = result
+
+    # --- reporting --------------------------------------------------------------------
+
+    def _add(self, path: Path, kind: ReportKind, t: type, reason: str) -> None:
+        self.report.add(format_path(path), kind, _safe.type_name(t), reason)
+
+    def _depth_cut(self, path: Path, t: type) -> dict[str, Any]:
+        limit = self.cfg.max_depth
+        self._add(path, ReportKind.DEPTH, t, f"nested deeper than max_depth={limit}")
+        return handlers.placeholder("depth", t)
+
+    def _spend(self, path: Path, t: type) -> bool:
+        """Count one node; False (and report) when the node budget is gone."""
+        self.nodes += 1
+        if self.nodes > self.cfg.max_nodes or self.nbytes > self.cfg.max_total_bytes:
+            if not self.exhausted:
+                self.exhausted = True
+                self._add(path, ReportKind.BUDGET, t, "total node/byte budget exhausted here")
+            return False
+        return True
+
+    # --- one value --------------------------------------------------------------------
+
+    def _visit_guarded(self, obj: Any, path: Path, depth: int) -> Any:
+        try:
+            return self._visit(obj, path, depth)
+        except Exception as exc:
+            t = type(obj)
+            self._add(path, ReportKind.ERROR, t, f"could not be inspected: {_why(exc)}")
+            return handlers.placeholder("error", t)
+
+    def _resolve(self, t: type) -> tuple[int, Any]:
+        hit = self.kinds.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1], hit[2]
+        kind, extra = self._classify(t)
+        if len(self.kinds) > 4096:
+            self.kinds.clear()
+        self.kinds[id(t)] = (t, kind, extra)
+        return kind, extra
+
+    def _classify(self, t: type) -> tuple[int, Any]:
+        mro = _safe.mro(t)
+        ids = {id(c) for c in mro}
+        for c in mro:
+            h = self.cfg.handlers.get(id(c))
+            if h is not None and h[0] is c:
+                return K_HANDLER, h[1]
+        if id(type) in ids:
+            return K_CLASS, None
+        if id(enum.Enum) in ids:
+            return K_ENUM, None
+        if id(_SECRET_BASE) in ids:
+            return K_SECRET, None
+        if id(_ROOT_MODEL) in ids:
+            return K_ROOTMODEL, None
+        if id(_BASE_MODEL) in ids:
+            return K_MODEL, None
+        fields = _safe.class_attr(t, "__dataclass_fields__")
+        if type(fields) is dict:
+            names = tuple(
+                n
+                for n, f in fields.items()
+                if type(n) is str and type(f) is dataclasses.Field and f._field_type is _DC_FIELD  # type: ignore[attr-defined]
+            )
+            return K_DATACLASS, names
+        if id(tuple) in ids:
+            nt_fields = _safe.class_attr(t, "_fields")
+            if type(nt_fields) is tuple and all(type(f) is str for f in nt_fields):
+                return K_NAMEDTUPLE, nt_fields
+        if id(BaseException) in ids:
+            return K_EXC, None
+        live = handlers.live_category(mro)
+        if live is not None:
+            return K_LIVE, live
+        for c in mro:
+            row = _BUILTIN_BY_ID.get(id(c))
+            if row is not None and row[0] is c:
+                return row[1], None
+        return K_UNKNOWN, None
+
+    def _visit(self, obj: Any, path: Path, depth: int) -> Any:
+        t = type(obj)
+        if id(t) in _PLAIN:
+            self.nodes += 1
+            return obj
+        if t is str:
+            return self._str(obj, path)
+        if t is bytes:
+            return self._bytes(obj, path)
+        kind, extra = self._resolve(t)
+        if (
+            kind is K_DICT
+            or kind is K_LIST
+            or kind is K_TUPLE
+            or kind is K_SET
+            or (kind is K_FROZENSET)
+        ):
+            return self._container(obj, t, kind, path, depth)
+        if not self._spend(path, t):
+            return handlers.placeholder("budget", t)
+        if kind is K_DATETIME:
+            return self._datetime(obj, t, path)
+        if t is date or t is timedelta or t is uuid.UUID or t is Decimal:
+            return obj
+        if kind is K_TIME:
+            return self._time(obj, t, path)
+        if kind is K_STR:
+            return self._str(str.__str__(obj), path)
+        if kind is K_INT:
+            return int.__index__(obj)
+        if kind is K_FLOAT:
+            return float.__float__(obj)
+        if kind is K_BYTES:
+            return self._bytes(bytes.__bytes__(obj), path)
+        if kind is K_BYTEARRAY:
+            return self._bytes(bytes(obj), path)
+        if kind is K_DATE:
+            return date.fromordinal(date.toordinal(obj))
+        if kind is K_TIMEDELTA:
+            return timedelta(
+                timedelta.__dict__["days"].__get__(obj),
+                timedelta.__dict__["seconds"].__get__(obj),
+                timedelta.__dict__["microseconds"].__get__(obj),
+            )
+        if kind is K_UUID:
+            return uuid.UUID(int=_UUID_INT.__get__(obj, t))
+        if kind is K_DECIMAL:
+            return Decimal(obj)
+        if kind is K_ENUM:
+            d = _safe.instance_dict(obj, t)
+            value = d.get(_ENUM_VALUE) if d is not None else None
+            return self._nested(value, path, depth)
+        if kind is K_CLASS:
+            self._add(path, ReportKind.REPLACED, t, "a class is a reference, not data")
+            return handlers.placeholder("class", t, **handlers._class(obj, t))
+        if kind is K_LIVE:
+            category, describe = extra
+            meta = describe(obj, t)
+            self._add(path, ReportKind.REPLACED, t, f"live object ({category}) cannot be stored")
+            return handlers.placeholder(category, t, **meta)
+        if kind is K_EXC:
+            self._add(path, ReportKind.REPLACED, t, "exception became a structured error")
+            return handlers.describe_exception(obj)
+        if kind is K_SECRET:
+            self._add(path, ReportKind.REDACTED, t, "pydantic secret value")
+            return REDACTED
+        if kind is K_HANDLER:
+            return self._handler(obj, t, extra, path, depth)
+        if kind is K_PATH:
+            self._add(path, ReportKind.REPLACED, t, "path became its string form")
+            return (
+                self._str(str(obj), path)
+                if t.__module__ == "pathlib"
+                else handlers.placeholder("value", t)
+            )
+        if kind is K_ARRAY:
+            return self._nested(array.array.tolist(obj), path, depth)
+        if depth >= self.cfg.max_depth:
+            return self._depth_cut(path, t)
+        oid = id(obj)
+        if oid in self.active:
+            self._add(path, ReportKind.CYCLE, t, f"refers back to {format_path(self.active[oid])}")
+            return handlers.placeholder("cycle", t, target=format_path(self.active[oid]))
+        if kind is K_MODEL:
+            return self._fields_gen(obj, t, path, _model_items(obj, t))
+        if kind is K_ROOTMODEL:
+            d = _safe.instance_dict(obj, t) or {}
+            return self._nested(d.get("root"), path, depth)
+        if kind is K_DATACLASS:
+            return self._fields_gen(obj, t, path, _named_items(obj, t, extra))
+        if kind is K_NAMEDTUPLE:
+            values = list(tuple.__iter__(obj))
+            return self._fields_gen(obj, t, path, list(zip(extra, values, strict=False)))
+        return self._unknown(obj, t, path)
+
+    def _nested(self, value: Any, path: Path, depth: int) -> Any:
+        """A value standing in for the current one (enum value, root model, handler result)."""
+        if depth >= self.cfg.max_depth:
+            t = type(value)
+            return self._depth_cut(path, t)
+        return self._visit(value, path, depth + 1)
+
+    def _handler(self, obj: Any, t: type, fn: Any, path: Path, depth: int) -> Any:
+        ctx = SanitizeContext(path=format_path(path), depth=depth, type_name=_safe.type_name(t))
+        try:
+            result = fn(obj, ctx)
+        except Exception as exc:
+            self._add(path, ReportKind.ERROR, t, f"registered handler raised {_why(exc)}")
+            return handlers.placeholder("error", t)
+        if result is obj:
+            self._add(path, ReportKind.ERROR, t, "registered handler returned its input")
+            return handlers.placeholder("error", t)
+        return self._nested(result, path, depth)
+
+    # --- scalars ------------------------------------------------------------------------
+
+    def _str(self, s: str, path: Path) -> str:
+        self.nodes += 1
+        n = len(s)
+        self.nbytes += n
+        cfg = self.cfg
+        if n > cfg.max_str_len:
+            reason = f"string of {n} chars cut to {cfg.max_str_len}"
+            self._add(path, ReportKind.TRUNCATED, str, reason)
+            s = s[: cfg.max_str_len]
+        if cfg.redact_urls and "://" in s:
+            red = cfg.matcher.redact_url_credentials(s)
+            if red is not None:
+                self._add(path, ReportKind.REDACTED, str, "credentials in a URL")
+                return red
+        return s
+
+    def _bytes(self, b: bytes, path: Path) -> bytes:
+        self.nodes += 1
+        n = len(b)
+        self.nbytes += n
+        limit = self.cfg.max_bytes_len
+        if n > limit:
+            self._add(path, ReportKind.TRUNCATED, bytes, f"bytes of length {n} cut to {limit}")
+            return b[:limit]
+        return b
+
+    def _datetime(self, obj: Any, t: type, path: Path) -> datetime:
+        tz = _TZINFO(obj)
+        if t is datetime and (tz is None or type(tz) is timezone):
+            return obj  # type: ignore[no-any-return]
+        text = datetime.isoformat(obj)
+        out = datetime.fromisoformat(text)
+        if tz is not None and type(tz) is not timezone:
+            self._add(path, ReportKind.REPLACED, type(tz), "time zone became its fixed UTC offset")
+        return out
+
+    def _time(self, obj: Any, t: type, path: Path) -> time:
+        tz = _TIME_TZINFO(obj)
+        if t is time and (tz is None or type(tz) is timezone):
+            return obj  # type: ignore[no-any-return]
+        out = time.fromisoformat(time.isoformat(obj))
+        if tz is not None and type(tz) is not timezone:
+            self._add(path, ReportKind.REPLACED, type(tz), "time zone became its fixed UTC offset")
+        return out
+
+    # --- keys ---------------------------------------------------------------------------
+
+    def _key(self, k: Any, path: Path, index: int, depth: int = 0) -> Any:
+        """A hashable clean key for ``k`` (hostile keys become a label and are reported)."""
+        t = type(k)
+        if t is str:
+            if len(k) > self.cfg.max_str_len or ("://" in k and self.cfg.redact_urls):
+                return self._str(k, (path, f"<key {index}>"))
+            return k
+        if t in _HKEY_SCALARS:
+            if t is datetime or t is time:
+                return self._datetime(k, t, path) if t is datetime else self._time(k, t, path)
+            return k
+        if depth < 8:
+            if t is tuple:
+                return tuple(self._key(e, path, index, depth + 1) for e in tuple.__iter__(k))
+            if t is frozenset:
+                return frozenset(self._key(e, path, index, depth + 1) for e in k)
+            kind, _ = self._resolve(t)
+            if kind in (
+                K_ENUM,
+                K_STR,
+                K_INT,
+                K_FLOAT,
+                K_BYTES,
+                K_DATETIME,
+                K_DATE,
+                K_TIME,
+                K_TIMEDELTA,
+                K_UUID,
+                K_DECIMAL,
+                K_TUPLE,
+                K_FROZENSET,
+                K_NAMEDTUPLE,
+            ):
+                if kind is K_ENUM:
+                    d = _safe.instance_dict(k, t)
+                    return self._key(d.get(_ENUM_VALUE) if d else None, path, index, depth + 1)
+                if kind is K_TUPLE or kind is K_NAMEDTUPLE:
+                    return tuple(self._key(e, path, index, depth + 1) for e in tuple.__iter__(k))
+                if kind is K_FROZENSET:
+                    return frozenset(
+                        self._key(e, path, index, depth + 1) for e in frozenset.__iter__(k)
+                    )
+                v = self._visit(k, path, 0)
+                if type(v) in _HKEY_SCALARS:
+                    return v
+        label = f"<{_safe.type_name(t)} #{index}>"
+        self._add((path, label), ReportKind.REPLACED, t, "key is not a clean hashable value")
+        return label
+
+    # --- containers ---------------------------------------------------------------------
+
+    def _container(self, obj: Any, t: type, kind: int, path: Path, depth: int) -> Any:
+        if not self._spend(path, t):
+            return handlers.placeholder("budget", t)
+        if depth >= self.cfg.max_depth:
+            return self._depth_cut(path, t)
+        oid = id(obj)
+        if oid in self.active:
+            target = format_path(self.active[oid])
+            self._add(path, ReportKind.CYCLE, t, f"refers back to {target}")
+            return handlers.placeholder("cycle", t, target=target)
+        if kind is K_DICT:
+            if t is dict:
+                items: Any = obj.items()
+                n = len(obj)
+            elif t is collections.OrderedDict:
+                items = collections.OrderedDict.items(obj)
+                n = dict.__len__(obj)
+            else:
+                items = dict.items(obj)
+                n = dict.__len__(obj)
+            return self._dict_gen(items, n, path, t)
+        if kind is K_LIST:
+            if t is list or t is tuple:
+                return self._seq_gen(obj, len(obj), path, t, list)
+            if t is collections.deque:
+                return self._seq_gen(obj, len(obj), path, t, list)
+            return self._seq_gen(
+                list.__iter__(obj) if issubclass(t, list) else collections.deque.__iter__(obj),
+                -1,
+                path,
+                t,
+                list,
+            )
+        if kind is K_TUPLE:
+            src = obj if t is tuple else tuple.__iter__(obj)
+            return self._seq_gen(src, tuple.__len__(obj), path, t, tuple)
+        it = (
+            obj
+            if (t is set or t is frozenset)
+            else (set.__iter__(obj) if kind is K_SET else frozenset.__iter__(obj))
+        )
+        return self._set_gen(it, path, t, set if kind is K_SET else frozenset)
+
+    def _truncated(self, path: Path, t: type, n: int) -> None:
+        self._add(
+            path,
+            ReportKind.TRUNCATED,
+            t,
+            f"kept the first {self.cfg.max_items} of {n if n >= 0 else 'more'} items",
+        )
+
+    def _out_of_budget(self, path: Path, t: type) -> None:
+        self._add(path, ReportKind.BUDGET, t, "total budget exhausted; remaining items cut")
+
+    def _seq_gen(
+        self, items: Any, n: int, path: Path, t: type, make: type
+    ) -> Generator[Any, Any, Any]:
+        out: list[Any] = []
+        append = out.append
+        limit = self.cfg.max_items
+        maxs = self.cfg.max_str_len
+        plain = _PLAIN
+        i = -1
+        for i, v in enumerate(items):
+            if i >= limit:
+                self._truncated(path, t, n)
+                break
+            if self.exhausted:
+                self._out_of_budget(path, t)
+                break
+            tv = type(v)
+            if id(tv) in plain:
+                self.nodes += 1
+                append(v)
+            elif tv is str:
+                if len(v) > maxs or "://" in v:
+                    append(self._str(v, (path, i)))
+                else:
+                    append(v)
+                    self.nodes += 1
+                    self.nbytes += len(v)
+            else:
+                append((yield v, i))
+        return out if make is list else tuple(out)
+
+    def _dict_gen(
+        self, items: Any, n: int, path: Path, t: type
+    ) -> Generator[Any, Any, dict[Any, Any]]:
+        out: dict[Any, Any] = {}
+        limit = self.cfg.max_items
+        maxs = self.cfg.max_str_len
+        plain = _PLAIN
+        cache = self.secret_cache
+        matcher = self.cfg.matcher
+        converted = False
+        for i, (k, v) in enumerate(items):
+            if i >= limit:
+                self._truncated(path, t, n)
+                break
+            if self.exhausted:
+                self._out_of_budget(path, t)
+                break
+            if type(k) is str and len(k) <= 256 and "://" not in k:
+                key: Any = k
+                secret = cache.get(k)
+                if secret is None:
+                    secret = matcher.is_secret_key(k)
+            else:
+                key = self._key(k, path, i)
+                converted = converted or key is not k
+                secret = type(key) is str and matcher.is_secret_key(key)
+            if converted and key in out:
+                new = f"{key!s}#{i}"
+                reason = f"key collided; renamed {new!r}"
+                self._add((path, key), ReportKind.REPLACED, type(k), reason)
+                key = new
+            tv = type(v)
+            if secret and tv not in _NUMERIC:
+                self.nodes += 1
+                self._add((path, key), ReportKind.REDACTED, tv, "value under a secret-looking key")
+                out[key] = REDACTED
+            elif id(tv) in plain:
+                self.nodes += 1
+                out[key] = v
+            elif tv is str:
+                if len(v) > maxs or "://" in v:
+                    out[key] = self._str(v, (path, key))
+                else:
+                    out[key] = v
+                    self.nodes += 1
+                    self.nbytes += len(v)
+            else:
+                out[key] = yield v, key
+        return out
+
+    def _set_gen(self, items: Any, path: Path, t: type, make: type) -> Any:
+        # set members are hashable already; they are cleaned as keys (no generator needed)
+        out = []
+        limit = self.cfg.max_items
+        for i, v in enumerate(items):
+            if i >= limit:
+                self._truncated(path, t, -1)
+                break
+            if not self._spend((path, i), type(v)):
+                break
+            out.append(self._key(v, path, i))
+        return make(out)
+
+    def _fields_gen(
+        self, obj: Any, t: type, path: Path, items: list[tuple[Any, Any]]
+    ) -> Generator[Any, Any, dict[Any, Any]]:
+        return self._dict_gen(items, len(items), path, t)
+
+    def _unknown(self, obj: Any, t: type, path: Path) -> Any:
+        cfg = self.cfg
+        if cfg.keep_picklable and _picklable(obj):
+            return obj
+        if cfg.unknown == "placeholder":
+            self._add(path, ReportKind.SUMMARISED, t, "unknown object replaced by its type")
+            return handlers.placeholder("object", t)
+        self._add(path, ReportKind.SUMMARISED, t, "unknown object summarised as its attributes")
+        return self._object_gen(obj, t, path)
+
+    def _object_gen(self, obj: Any, t: type, path: Path) -> Generator[Any, Any, Any]:
+        items: list[tuple[Any, Any]] = []
+        d = _safe.instance_dict(obj, t)
+        if d is not None:
+            items.extend(_safe.dict_items(d))
+        items.extend(_safe.slot_items(obj, t))
+        attrs = yield from self._dict_gen(items, len(items), path, t)
+        return handlers.placeholder("object", t, attributes=attrs)
+
+
+def _model_items(obj: Any, t: type) -> list[tuple[Any, Any]]:
+    d = _safe.instance_dict(obj, t)
+    items = list(_safe.dict_items(d)) if d is not None else []
+    try:
+        extra = _PYD_EXTRA.__get__(obj, t)
+    except Exception:
+        extra = None
+    if type(extra) is dict:
+        items.extend(extra.items())
+    return items
+
+
+def _named_items(obj: Any, t: type, names: tuple[str, ...]) -> list[tuple[Any, Any]]:
+    out = []
+    for name in names:
+        v = _safe.read_attr(obj, t, name)
+        if v is not _safe.MISSING:
+            out.append((name, v))
+    return out
+
+
+def _picklable(obj: Any) -> bool:
+    try:
+        pickle.dumps(obj, protocol=5)
+    except Exception:
+        return False
+    return True
+
+
+def _why(exc: BaseException) -> str:
+    return _safe.type_name(type(exc))
+
+
+__all__ = ["Walker"]

@@ -1,0 +1,93 @@
+"""Secret redaction: secret-looking keys, pydantic secrets and credentials inside URLs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["DEFAULT_SECRET_KEYS", "REDACTED", "SecretMatcher"]
+
+#: what a redacted value becomes
+REDACTED = "***"
+
+#: key fragments that mark a value as secret (matched case-insensitively, as a substring of
+#: the key with everything but letters and digits removed)
+DEFAULT_SECRET_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "authorization",
+    "cookie",
+    "credential",
+    "privatekey",
+)
+
+_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+# scheme://user:password@  (user may be empty: redis://:password@host)
+_URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/?#]*):([^\s@/?#]+)@")
+_URL_CREDENTIALS_BYTES = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/?#]*:[^\s@/?#]+@")
+
+
+def normalise_key(key: str) -> str:
+    """Lower-case and drop everything but ASCII letters and digits (``API-Key`` -> ``apikey``)."""
+    return _NON_ALNUM.sub("", key.lower())
+
+
+class SecretMatcher:
+    """Decides which keys are secret and strips credentials from URL strings.
+
+    Args:
+        keys: key fragments; a key is secret when its normalised form contains one of them.
+    """
+
+    __slots__ = ("_cache", "_fragments", "_scan")
+
+    def __init__(self, keys: Iterable[str] = DEFAULT_SECRET_KEYS) -> None:
+        fragments = tuple(sorted({normalise_key(k) for k in keys if normalise_key(k)}))
+        self._fragments = fragments
+        self._cache: dict[str, bool] = {}
+        # Over-approximating scan of raw (pickled, UTF-8) bytes: each fragment with any run of
+        # non-alphanumeric bytes allowed between its characters, so every key that normalises
+        # to contain a fragment is found. A hit only means "look closer".
+        if fragments:
+            alts = b"|".join(
+                rb"[\W_]*".join(re.escape(bytes([c])) for c in f.encode()) for f in fragments
+            )
+            self._scan: re.Pattern[bytes] | None = re.compile(b"(?i)(?:" + alts + b")")
+        else:
+            self._scan = None
+
+    @property
+    def fragments(self) -> tuple[str, ...]:
+        """The normalised key fragments in use."""
+        return self._fragments
+
+    def is_secret_key(self, key: str) -> bool:
+        """True when ``key`` looks like it names a secret."""
+        hit = self._cache.get(key)
+        if hit is None:
+            norm = normalise_key(key)
+            hit = any(f in norm for f in self._fragments)
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+    def might_contain_secret_key(self, data: bytes) -> bool:
+        """Cheap native over-approximation: could any string in ``data`` be a secret key?"""
+        return self._scan is not None and self._scan.search(data) is not None
+
+    @staticmethod
+    def might_contain_url_credentials(data: bytes) -> bool:
+        """Cheap native over-approximation for URL credentials in raw bytes."""
+        return b"://" in data and _URL_CREDENTIALS_BYTES.search(data) is not None
+
+    @staticmethod
+    def redact_url_credentials(text: str) -> str | None:
+        """``redis://user:pass@host`` -> ``redis://user:***@host``; None when nothing changed."""
+        if "://" not in text:
+            return None
+        new, n = _URL_CREDENTIALS.subn(r"\1:" + REDACTED + "@", text)
+        return new if n and new != text else None
