@@ -36,7 +36,9 @@ class Limits:
             reader. Drops show as gaps in ``RunEvent.seq`` and in ``RunHandle.events_dropped``.
         engine_idle_ttl: seconds an idle user engine is kept before it is evicted.
         cache_ttl: seconds cached stage results live (``None``: the cache's default).
-        cache_timeout: seconds a cache write may take before it counts as a cache error.
+        cache_timeout: seconds a cache write may take before it counts as a cache error;
+            ``None`` (default) relies on the cache's own timeouts (``RedisCache`` has socket
+            timeouts and a circuit breaker) and saves a timer per stage.
         drain_timeout: seconds :meth:`~agentkit.Supervisor.aclose` waits for runs in flight
             before cancelling them and recording them as ``interrupted``.
     """
@@ -52,7 +54,7 @@ class Limits:
     event_buffer: int = 1024
     engine_idle_ttl: float = 60.0
     cache_ttl: float | None = None
-    cache_timeout: float = 2.0
+    cache_timeout: float | None = None
     drain_timeout: float = 30.0
 
     def __post_init__(self) -> None:
@@ -60,9 +62,9 @@ class Limits:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigurationError(f"Limits.{name} must be an int >= 1, got {value!r}")
-        for name in ("run_deadline", "stage_timeout", "cache_ttl"):
+        for name in ("run_deadline", "stage_timeout", "cache_ttl", "cache_timeout"):
             _positive(name, getattr(self, name), optional=True)
-        for name in ("retry_backoff_max", "cache_timeout", "drain_timeout"):
+        for name in ("retry_backoff_max", "drain_timeout"):
             _positive(name, getattr(self, name), optional=False)
         for name in ("retry_backoff", "retry_jitter", "engine_idle_ttl"):
             value = getattr(self, name)
@@ -81,6 +83,6 @@ def _is_number(value: object) -> bool:
 def _positive(name: str, value: object, *, optional: bool) -> None:
     if value is None and optional:
         return
-    if not _is_number(value) or not value > 0 or not math.isfinite(value):  # type: ignore[operator]
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value < math.inf:
         extra = " or None" if optional else ""
         raise ConfigurationError(f"Limits.{name} must be positive seconds{extra}, got {value!r}")

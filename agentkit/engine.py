@@ -1,0 +1,509 @@
+"""One user's runs: DAG execution, timeouts, retries, cancellation, events, persistence.
+
+For each stage attempt the engine builds a :class:`~agentkit.executor.StageJob` and awaits the
+executor, which returns only a clean result and its codec bytes. The engine then writes the
+cache (best effort: a cache fault is logged, counted and treated as a miss) and the store
+(durable: the run's ``result()`` resolves only after every record is committed), emits events
+and telemetry. Downstream stages see ``result.output`` — clean — in ``ctx.upstream``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+
+from agentkit.cache.base import Cache
+from agentkit.codec import Codec
+from agentkit.errors import AgentTimeoutError, RunCancelledError
+from agentkit.events import (
+    AGENT_COMPLETED,
+    AGENT_FAILED,
+    AGENT_STARTED,
+    RUN_COMPLETED,
+    RUN_STARTED,
+)
+from agentkit.executor import EmitFn, Executor, StageJob, StageOutcome, error_type_name
+from agentkit.keys import UserHasher, cache_key
+from agentkit.limits import Limits
+from agentkit.registry import AgentRegistry
+from agentkit.result import ErrorInfo, SerializableAgentResult
+from agentkit.run import RunResult, RunState
+from agentkit.sanitizer import ObjectSanitizer
+from agentkit.scheduler import Lane
+from agentkit.status import AgentStatus, RunStatus
+from agentkit.store.base import Store
+from agentkit.store.records import ResultRecord, RunRecord
+from agentkit.telemetry import Telemetry
+
+__all__ = ["EngineRuntime", "EngineStats", "UserExecutionEngine"]
+
+log = logging.getLogger("agentkit.engine")
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters shared by all engines of a Supervisor (for tests, benchmarks, health)."""
+
+    runs_started: int = 0
+    runs_finished: int = 0
+    stages_run: int = 0
+    retries: int = 0
+    cache_errors: int = 0
+    store_errors: int = 0
+    engines_created: int = 0
+    engines_evicted: int = 0
+
+
+@dataclass(slots=True)
+class EngineRuntime:
+    """What every engine of one Supervisor shares."""
+
+    registry: AgentRegistry
+    executor: Executor
+    codec: Codec
+    sanitizer: ObjectSanitizer
+    cache: Cache
+    store: Store
+    telemetry: Telemetry
+    limits: Limits
+    hasher: UserHasher
+    owner: str
+    stats: EngineStats = field(default_factory=EngineStats)
+
+
+def store_context(run_id: str, agent: str) -> bytes:
+    """The codec context of a stage result's store blob."""
+    return f"store:{run_id}:{agent}".encode()
+
+
+class UserExecutionEngine:
+    """Runs one user's runs; holds nothing another user can reach.
+
+    Created by the Supervisor on demand, reused while the user is active, evicted when idle.
+    """
+
+    __slots__ = ("_rt", "lane", "last_active", "runs", "user_hash", "user_id")
+
+    def __init__(self, user_id: str, runtime: EngineRuntime) -> None:
+        self.user_id = user_id
+        self._rt = runtime
+        self.user_hash = runtime.hasher.hash(user_id)
+        self.lane: Lane[RunState] = Lane()
+        #: this user's runs that are queued or running, by id
+        self.runs: dict[str, RunState] = {}
+        self.last_active = time.monotonic()
+
+    @property
+    def idle(self) -> bool:
+        """No run of this user is queued or running."""
+        return not self.runs and self.lane.idle
+
+    # --- records ---------------------------------------------------------------------------
+
+    def run_record(self, run: RunState, status: RunStatus) -> RunRecord:
+        """The store record of ``run`` with ``status``."""
+        return RunRecord(
+            run_id=run.run_id,
+            user_id=run.user_id,
+            session_id=run.session_id,
+            pipeline=list(run.plan.order),
+            status=status,
+            submitted_at=run.submitted_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            error=run.error,
+            owner=self._rt.owner,
+        )
+
+    # --- a run -----------------------------------------------------------------------------
+
+    async def execute(self, run: RunState) -> None:
+        """Run ``run`` to its end; never raises (failures end up in the run's result)."""
+        rt = self._rt
+        tel = rt.telemetry
+        run.started_mono = now = time.monotonic()
+        run.started_at = datetime.now(UTC)
+        run.status = RunStatus.RUNNING
+        queue_wait = now - run.submitted_mono
+        tel.record_queue_wait(queue_wait)
+        rt.stats.runs_started += 1
+        run.events.push(RUN_STARTED, None, {"pipeline": list(run.plan.order)})
+        with tel.workflow_span(
+            run.plan.name,
+            run_id=run.run_id,
+            user_hash=self.user_hash,
+            session_id=run.session_id,
+            queue_wait=queue_wait,
+            parent=run.otel_parent,
+        ) as wspan:
+            await self._save_run(run, RunStatus.RUNNING)
+            deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
+            with anyio.CancelScope() as scope:
+                run.scope = scope
+                if run.cancel_reason is not None:
+                    scope.cancel()
+                try:
+                    for level in run.plan.levels:
+                        if len(level) == 1:
+                            await self._stage(run, level[0], deadline)
+                        else:
+                            async with anyio.create_task_group() as tg:
+                                for name in level:
+                                    tg.start_soon(self._stage, run, name, deadline)
+                except Exception as exc:  # a bug or a backend failure outside a stage
+                    log.exception("run %s failed inside the engine", run.run_id)
+                    run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
+            run.scope = None
+            with anyio.CancelScope(shield=True):
+                await self._finish(run)
+            wspan.set_outcome(run.status, None if run.error is None else run.error["type"])
+
+    async def finish_unstarted(self, run: RunState) -> None:
+        """End a run that never started (cancelled or interrupted while queued)."""
+        with anyio.CancelScope(shield=True):
+            await self._finish(run)
+
+    async def _stage(self, run: RunState, name: str, deadline: float) -> None:
+        rt = self._rt
+        tel = rt.telemetry
+        cls = run.plan.agents[name]
+        results = run.results
+        for dep in cls.depends_on:
+            dep_result = results.get(dep)
+            if dep_result is None or dep_result.status is not AgentStatus.SUCCEEDED:
+                return  # recorded as skipped by _finish
+        upstream = {a: results[a].output for a in run.plan.ancestors[name]}
+        timeout = cls.timeout if cls.timeout is not None else rt.limits.stage_timeout
+        emit = self._emitter(run, name)
+        ctx_bytes = store_context(run.run_id, name)
+        run.running.add(name)
+        attempt = 0
+        while True:
+            attempt += 1
+            start = time.monotonic()
+            stage_deadline = deadline if timeout is None else min(deadline, start + timeout)
+            job = StageJob(
+                agent=name,
+                agent_version=cls.version,
+                run_id=run.run_id,
+                user_id=run.user_id,
+                user_hash=self.user_hash,
+                session_id=run.session_id,
+                input=run.input,
+                upstream=upstream,
+                attempt=attempt,
+                timeout=None if stage_deadline == math.inf else stage_deadline - start,
+                deadline=None
+                if stage_deadline == math.inf
+                else time.time() + (stage_deadline - start),
+                blob_context=ctx_bytes,
+            )
+            run.events.push(AGENT_STARTED, name, {"attempt": attempt})
+            with tel.agent_span(
+                name,
+                cls.version,
+                run_id=run.run_id,
+                user_hash=self.user_hash,
+                session_id=run.session_id,
+                attempt=attempt,
+            ) as span:
+                outcome: StageOutcome | None = None
+                with anyio.CancelScope(deadline=stage_deadline) as sc:
+                    outcome = await rt.executor.run_stage(job, emit)
+                if outcome is None or sc.cancelled_caught:
+                    outcome = self._timeout_outcome(run, job, cls.retry_on, deadline, start)
+                result = outcome.result
+                duration = time.monotonic() - start
+                tel.record_agent(name, result.status, duration, outcome.error_type)
+                rt.stats.stages_run += 1
+                if (
+                    result.status is not AgentStatus.SUCCEEDED
+                    and outcome.retryable
+                    and attempt <= cls.retries
+                ):
+                    delay = self._backoff(attempt)
+                    if time.monotonic() + delay < deadline:
+                        rt.stats.retries += 1
+                        span.mark_retry(
+                            outcome.error_type or result.status.value,
+                            next_attempt=attempt + 1,
+                            delay_s=delay,
+                        )
+                        run.events.push(
+                            AGENT_FAILED,
+                            name,
+                            _failure_data(result, attempt, will_retry=True, delay=delay),
+                        )
+                        retry_after: float | None = delay
+                    else:
+                        retry_after = None
+                else:
+                    retry_after = None
+                if retry_after is None:
+                    span.set_outcome(result.status, outcome.error_type)
+                    results[name] = result
+                    run.running.discard(name)
+                    # not shielded (a scope per stage costs): if the run is cancelled
+                    # meanwhile, _finish() persists what is still unsaved
+                    run.unsaved[name] = outcome.blob
+                    await self._persist(run, name, result, outcome.blob)
+            if retry_after is not None:
+                await anyio.sleep(retry_after)
+                continue
+            if result.status is AgentStatus.SUCCEEDED:
+                run.events.push(
+                    AGENT_COMPLETED,
+                    name,
+                    {
+                        "attempt": attempt,
+                        "status": result.status.value,
+                        "duration_s": duration,
+                        "replaced": result.report.total,
+                    },
+                )
+            else:
+                run.events.push(AGENT_FAILED, name, _failure_data(result, attempt))
+            return
+
+    def _timeout_outcome(
+        self,
+        run: RunState,
+        job: StageJob,
+        retry_on: tuple[type[BaseException], ...],
+        deadline: float,
+        start: float,
+    ) -> StageOutcome:
+        if time.monotonic() >= deadline - 1e-3:
+            exc = AgentTimeoutError(
+                f"run {run.run_id} passed its deadline of {self._rt.limits.run_deadline} s "
+                f"during stage {job.agent!r}; raise Limits.run_deadline or speed the agent up"
+            )
+            retryable = False
+        else:
+            exc = AgentTimeoutError(
+                f"stage {job.agent!r} took longer than its timeout of "
+                f"{time.monotonic() - start:.3g} s; raise the agent's timeout or speed it up"
+            )
+            retryable = isinstance(exc, retry_on)
+        result = self._error_result(run, job.agent, exc, AgentStatus.TIMED_OUT, job.attempt)
+        blob = self._rt.codec.encode_result(result, context=job.blob_context)
+        return StageOutcome(result, blob, retryable=retryable, error_type=error_type_name(exc))
+
+    def _error_result(
+        self,
+        run: RunState,
+        name: str,
+        exc: BaseException | ErrorInfo,
+        status: AgentStatus,
+        attempt: int = 1,
+    ) -> SerializableAgentResult:
+        cls = run.plan.agents[name]
+        now = datetime.now(UTC)
+        return SerializableAgentResult.from_error(
+            exc,
+            status=status,
+            agent=name,
+            agent_version=cls.version,
+            user_id=run.user_id,
+            run_id=run.run_id,
+            session_id=run.session_id,
+            started_at=now,
+            finished_at=now,
+            attempt=attempt,
+        )
+
+    def _backoff(self, attempt: int) -> float:
+        lim = self._rt.limits
+        base: float = min(lim.retry_backoff * 2.0 ** (attempt - 1), lim.retry_backoff_max)
+        return base * (1.0 + random.random() * lim.retry_jitter)
+
+    def _emitter(self, run: RunState, agent: str) -> EmitFn:
+        push = run.events.push
+        tel = self._rt.telemetry
+        sanitizer = self._rt.sanitizer
+
+        def emit(kind: str, data: dict[str, Any]) -> None:
+            for v in data.values():
+                if type(v) not in _SCALARS:
+                    cleaned, _ = sanitizer.sanitize(data)
+                    data = cleaned if isinstance(cleaned, dict) else {"data": cleaned}
+                    break
+            push(kind, agent, data)
+            tel.agent_event(kind, data)
+
+        return emit
+
+    # --- persistence -----------------------------------------------------------------------
+
+    async def _persist(
+        self, run: RunState, name: str, result: SerializableAgentResult, blob: bytes
+    ) -> None:
+        rt = self._rt
+        tel = rt.telemetry
+        key = cache_key("agentkit", self.user_hash, run.run_id, name)
+        try:
+            with tel.step_span("agentkit.cache.set") as span:
+                cache_blob = rt.codec.encode_result(result, context=key.encode())
+                span.set(payload_bytes=len(cache_blob))
+                timeout = rt.limits.cache_timeout
+                if timeout is None:
+                    await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
+                else:
+                    with anyio.fail_after(timeout):
+                        await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
+        except Exception as exc:
+            rt.stats.cache_errors += 1
+            tel.record_cache_error("set")
+            log.warning(
+                "cache write failed for run %s stage %r (user %s): %s; treated as a miss",
+                run.run_id,
+                name,
+                self.user_hash,
+                error_type_name(exc),
+            )
+        try:
+            with tel.step_span("agentkit.store.save") as span:
+                span.set(payload_bytes=len(blob))
+                await rt.store.save_results([ResultRecord.from_result(result, blob)])
+        except Exception as exc:
+            self._store_failed(run, exc)
+        run.unsaved.pop(name, None)
+
+    async def _save_run(self, run: RunState, status: RunStatus) -> None:
+        try:
+            await self._rt.store.save_run(self.run_record(run, status))
+        except Exception as exc:
+            self._store_failed(run, exc)
+
+    def _store_failed(self, run: RunState, exc: Exception) -> None:
+        self._rt.stats.store_errors += 1
+        run.persisted = False
+        log.error(
+            "store write failed for run %s (user %s): %s: %s",
+            run.run_id,
+            self.user_hash,
+            error_type_name(exc),
+            str(exc)[:300],
+        )
+
+    async def _finish(self, run: RunState) -> None:
+        """Record every stage without a result, then the run; resolve the handle."""
+        rt = self._rt
+        results = run.results
+        for name, blob in list(run.unsaved.items()):
+            await self._persist(run, name, results[name], blob)
+        for name in run.plan.order:
+            if name in results:
+                continue
+            if name in run.running:
+                status = run.stage_status_on_cancel()
+                exc: BaseException | ErrorInfo = RunCancelledError(
+                    f"run {run.run_id} was {status.value} while stage {name!r} ran"
+                )
+            else:
+                status = AgentStatus.SKIPPED
+                blocking = [
+                    d
+                    for d in run.plan.agents[name].depends_on
+                    if d in results and results[d].status is not AgentStatus.SUCCEEDED
+                ]
+                why = (
+                    f"upstream stage {blocking[0]!r} did not succeed"
+                    if blocking
+                    else f"the run was {(run.cancel_reason or RunStatus.FAILED).value} first"
+                )
+                exc = ErrorInfo(
+                    type="agentkit.skipped", message=f"stage {name!r} did not run: {why}"
+                )
+            result = self._error_result(run, name, exc, status)
+            results[name] = result
+            run.running.discard(name)
+            blob = rt.codec.encode_result(result, context=store_context(run.run_id, name))
+            await self._persist(run, name, result, blob)
+            run.events.push(AGENT_FAILED, name, _failure_data(result, 0))
+
+        if run.cancel_reason is not None:
+            status_ = run.cancel_reason
+        elif run.error is None and all(r.status is AgentStatus.SUCCEEDED for r in results.values()):
+            status_ = RunStatus.SUCCEEDED
+        else:
+            status_ = RunStatus.FAILED
+        if run.error is None and status_ is not RunStatus.SUCCEEDED:
+            run.error = _run_error(run, status_)
+        run.finished_at = datetime.now(UTC)
+        finished_mono = time.monotonic()
+        await self._save_run(run, status_)
+        run.status = status_
+        rt.stats.runs_finished += 1
+        rt.telemetry.record_run(status_)
+        started = run.started_mono
+        timings = {
+            "queued_s": (started if started is not None else finished_mono) - run.submitted_mono,
+            "run_s": 0.0 if started is None else finished_mono - started,
+            "total_s": finished_mono - run.submitted_mono,
+        }
+        run.events.push(
+            RUN_COMPLETED,
+            None,
+            {"status": status_.value, "duration_s": timings["total_s"]},
+        )
+        run.events.close()
+        run_result = RunResult(
+            run_id=run.run_id,
+            user_id=run.user_id,
+            session_id=run.session_id,
+            pipeline=run.plan.order,
+            status=status_,
+            stages={n: results[n] for n in run.plan.order},
+            timings=timings,
+            error=run.error,
+            persisted=run.persisted,
+        )
+        if not run.done.done():
+            run.done.set_result(run_result)
+
+
+def _error_dict(result: SerializableAgentResult) -> dict[str, Any]:
+    err = result.error
+    if err is None:
+        return {"type": result.status.value, "message": ""}
+    return {"type": err.type, "message": err.message}
+
+
+def _failure_data(
+    result: SerializableAgentResult,
+    attempt: int,
+    *,
+    will_retry: bool = False,
+    delay: float | None = None,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "attempt": attempt,
+        "status": result.status.value,
+        "error": _error_dict(result),
+        "will_retry": will_retry,
+    }
+    if delay is not None:
+        data["retry_in_s"] = delay
+    return data
+
+
+def _run_error(run: RunState, status: RunStatus) -> dict[str, Any]:
+    for name in run.plan.order:
+        r = run.results.get(name)
+        if r is not None and r.status not in (AgentStatus.SUCCEEDED, AgentStatus.SKIPPED):
+            return {"agent": name, **_error_dict(r)}
+    return {"agent": None, "type": status.value, "message": f"run {status.value}"}
+
+
+Starter = Callable[[UserExecutionEngine, RunState], None]
