@@ -12,13 +12,12 @@ from loopback_cluster import LoopbackCluster
 PLUGINS = Path(__file__).with_name("plugins")
 #: the test deployment's signing key, handed to workers through their environment only
 SIGNING_KEY = bytes(range(32))
-KEY_ID = "k1"
 
 
 def worker_env() -> dict[str, str]:
     return {
         "AGENTKIT_PLUGIN_PATH": str(PLUGINS),
-        "AGENTKIT_SIGNING_KEY": f"{KEY_ID}:{SIGNING_KEY.hex()}",
+        "AGENTKIT_SIGNING_KEY": SIGNING_KEY.hex(),
     }
 
 

@@ -1,0 +1,316 @@
+"""Run stages on a Dask distributed cluster: :class:`DaskExecutor` (extra ``agentkit[dask]``).
+
+The Supervisor keeps per-user limits, fair queueing, retries, timeouts, events, the cache and
+the store. For each stage attempt this executor submits one Dask task
+(:func:`agentkit._dask_worker.run_stage_task`); the worker resolves the agent by registry
+name from its own plugins, runs it, applies the result type's ``clean_result`` hook and the
+codec, and sends back only codec bytes. This side verifies them (HMAC) before anything reads
+them. ::
+
+    async with Supervisor(agents=registry, executor="dask://scheduler:8786", ...) as sup:
+        ...
+    # or, with a client you manage (it must be asynchronous, in the Supervisor's loop):
+    client = await distributed.Client("tcp://scheduler:8786", asynchronous=True)
+    async with Supervisor(agents=registry, executor=DaskExecutor(client), ...) as sup:
+        ...
+
+Events: an agent's ``ctx.emit`` on a worker is sanitized and encoded there, published live
+on this executor's own Dask event topic, *and* returned with the result; this side delivers
+each event once (live when possible, otherwise from the batch), so none is lost.
+
+Cancellation cancels the Dask future; the worker notices within a fraction of a second and
+cancels an ``async`` agent (a plain ``def run`` sees ``ctx.cancelled``). A worker that dies
+mid-stage makes Dask run the stage again on another worker (up to the scheduler's
+``distributed.scheduler.allowed-failures``); past that, the stage fails with the typed error
+and the engine's retry policy decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from agentkit._dask_worker import (
+    AgentkitWorkerPlugin,
+    StageCall,
+    WorkerReply,
+    event_blob_context,
+    run_stage_task,
+)
+from agentkit.errors import (
+    AgentNotOnWorkerError,
+    ConfigurationError,
+    MissingDependencyError,
+    TamperedError,
+)
+from agentkit.executor import (
+    EmitFn,
+    ExecutorRuntime,
+    StageJob,
+    StageOutcome,
+    error_type_name,
+)
+from agentkit.result import SerializableAgentResult
+from agentkit.status import AgentStatus
+
+__all__ = ["AgentkitWorkerPlugin", "DaskExecutor"]
+
+log = logging.getLogger("agentkit.dask")
+
+_SCHEMES = {"dask": "tcp", "tcp": "tcp", "dask+tls": "tls", "tls": "tls"}
+
+
+@dataclass
+class _Route:
+    """Where one stage call's events go, and which were delivered already."""
+
+    job: StageJob
+    token: str
+    emit: EmitFn
+    seen: set[tuple[str, int]] = field(default_factory=set)
+
+
+class DaskExecutor:
+    """Executor that runs each stage attempt as a task on a Dask cluster.
+
+    Args:
+        client: an asynchronous ``distributed.Client`` created in the Supervisor's event loop;
+            the executor does not close it. Give ``client`` or ``address``.
+        address: scheduler address (``tcp://host:8786``, ``tls://…``); the executor opens and
+            closes its own asynchronous client in the Supervisor's loop.
+        live_events: forward agents' events as they happen (via a Dask event topic private to
+            this executor); with ``False`` they arrive together with the stage's result.
+        retries: Dask-level retries of a stage whose task *raised* on the worker (agent
+            errors never raise there: they come back as failed results). Lost workers are
+            handled by the scheduler regardless (``allowed-failures``).
+        connect_timeout: seconds to wait for the scheduler when connecting.
+        plugin: an :class:`AgentkitWorkerPlugin` to register on the cluster at start (for
+            example to name a plugin folder present on every worker).
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        address: str | None = None,
+        live_events: bool = True,
+        retries: int = 0,
+        connect_timeout: float = 30.0,
+        plugin: AgentkitWorkerPlugin | None = None,
+    ) -> None:
+        if (client is None) == (address is None):
+            raise ConfigurationError(
+                "DaskExecutor needs exactly one of client= (an asynchronous distributed.Client) "
+                "or address= ('tcp://host:8786')"
+            )
+        if client is not None and not getattr(client, "asynchronous", False):
+            raise ConfigurationError(
+                "DaskExecutor needs an asynchronous client: create it inside the Supervisor's "
+                "event loop with distributed.Client(address, asynchronous=True)"
+            )
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigurationError(f"retries must be an int >= 0, got {retries!r}")
+        self._client: Any = client
+        self._owns_client = client is None
+        self._address = address
+        self._live = live_events
+        self._retries = retries
+        self._connect_timeout = connect_timeout
+        self._plugin = plugin
+        self._rt: ExecutorRuntime | None = None
+        self._topic = f"agentkit-events-{uuid.uuid4().hex}"
+        self._routes: dict[str, _Route] = {}
+        self._background: set[asyncio.Future[Any]] = set()
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> DaskExecutor:
+        """Build an executor for ``dask://host:port`` (TCP) or ``dask+tls://host:port``.
+
+        ``tcp://`` and ``tls://`` are accepted too. Options are the constructor's.
+
+        Raises:
+            ConfigurationError: not a scheduler URL with host and port.
+            MissingDependencyError: ``distributed`` is not installed.
+        """
+        parts = urlsplit(url) if isinstance(url, str) else None
+        scheme = _SCHEMES.get(parts.scheme.lower()) if parts else None
+        if parts is None or scheme is None or not parts.hostname:
+            raise ConfigurationError(
+                f"Dask executor URL must look like dask://host:8786 or dask+tls://host:8786, "
+                f"got {url!r:.100}"
+            )
+        try:
+            import distributed  # noqa: F401
+        except ImportError as exc:
+            raise MissingDependencyError("distributed", "dask") from exc
+        port = parts.port or 8786
+        return cls(address=f"{scheme}://{parts.hostname}:{port}", **options)
+
+    def __repr__(self) -> str:
+        where = self._address or getattr(self._client, "scheduler", None)
+        return f"DaskExecutor({where!r}, live_events={self._live})"
+
+    @property
+    def client(self) -> Any:
+        """The asynchronous ``distributed.Client`` (after :meth:`start`)."""
+        if self._client is None:
+            raise ConfigurationError("DaskExecutor.start() has not run yet")
+        return self._client
+
+    # --- Executor protocol ---------------------------------------------------------------
+
+    async def start(self, runtime: ExecutorRuntime) -> None:
+        """Connect (if given an address), subscribe to events, register the plugin."""
+        self._rt = runtime
+        if self._client is None:
+            from distributed import Client
+
+            client_cls: Any = Client
+            self._client = await client_cls(
+                self._address, asynchronous=True, timeout=self._connect_timeout
+            )
+        if self._plugin is not None:
+            await self._client.register_plugin(self._plugin)
+        if self._live:
+            self._client.subscribe_topic(self._topic, self._on_event)
+
+    async def aclose(self) -> None:
+        """Unsubscribe and, if this executor opened the client, close it; idempotent."""
+        if self._closed or self._client is None:
+            self._closed = True
+            return
+        self._closed = True
+        for fut in list(self._background):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(fut, timeout=5)
+        if self._live:
+            with contextlib.suppress(Exception):
+                self._client.unsubscribe_topic(self._topic)
+        if self._owns_client:
+            await self._client.close()
+
+    async def run_stage(self, job: StageJob, emit: EmitFn) -> StageOutcome:
+        """Run one attempt on a Dask worker; return the verified clean result and its bytes."""
+        rt = self._require_runtime()
+        codec = rt.codec
+        token = uuid.uuid4().hex
+        route = _Route(job, token, emit)
+        call = StageCall(
+            token=token,
+            topic=self._topic if self._live else "",
+            key_id=codec.signing_key_id,
+            layers=codec.layers,
+        )
+        # The task key names the agent and a random token: never a user id or a secret.
+        key = f"agentkit-{job.agent}-{token}"
+        started_at = datetime.now(UTC)
+        self._routes[token] = route
+        try:
+            future = self.client.submit(
+                run_stage_task, job, call, key=key, pure=False, retries=self._retries or None
+            )
+            try:
+                reply: WorkerReply = await future
+            except asyncio.CancelledError:
+                self._cancel_soon(future)
+                raise
+            except Exception as exc:
+                return self._failure(job, exc, started_at)
+            self._deliver_batch(route, reply)
+        finally:
+            self._routes.pop(token, None)
+        try:
+            result: SerializableAgentResult = codec.decode_result(
+                reply.blob, context=job.blob_context
+            )
+        except TamperedError as exc:
+            raise TamperedError(
+                f"the result of stage {job.agent!r} from Dask worker {reply.worker} did not "
+                "verify; the worker's signing key differs from the supervisor's"
+            ) from exc
+        return StageOutcome(result, reply.blob, reply.retryable, reply.error_type)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _require_runtime(self) -> ExecutorRuntime:
+        if self._rt is None or self._client is None:
+            raise ConfigurationError("DaskExecutor.start() was not called")
+        if self._closed:
+            raise ConfigurationError("this DaskExecutor is closed")
+        return self._rt
+
+    def _failure(self, job: StageJob, exc: BaseException, started_at: datetime) -> StageOutcome:
+        """A failed outcome for a stage whose task raised (missing plugin, lost workers…)."""
+        rt = self._require_runtime()
+        log.warning(
+            "stage %r of run %s failed on the Dask cluster: %s",
+            job.agent,
+            job.run_id,
+            error_type_name(exc),
+        )
+        try:
+            retry_on = rt.registry.get(job.agent).retry_on
+        except Exception:
+            retry_on = ()
+        retryable = not isinstance(exc, AgentNotOnWorkerError | ConfigurationError) and isinstance(
+            exc, retry_on
+        )
+        result = SerializableAgentResult.from_error(
+            exc,
+            status=AgentStatus.FAILED,
+            agent=job.agent,
+            agent_version=job.agent_version,
+            user_id=job.user_id,
+            run_id=job.run_id,
+            session_id=job.session_id,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            attempt=job.attempt,
+        )
+        blob = rt.codec.encode_result(result, context=job.blob_context)
+        return StageOutcome(result, blob, retryable=retryable, error_type=error_type_name(exc))
+
+    def _cancel_soon(self, future: Any) -> None:
+        """Cancel ``future`` on the cluster without blocking the cancelled caller."""
+        try:
+            pending = asyncio.ensure_future(self.client.cancel([future]))
+        except Exception as exc:
+            log.debug("could not cancel a Dask future: %s", exc)
+            return
+        self._background.add(pending)
+        pending.add_done_callback(self._background.discard)
+
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        """Live event from a worker (runs on this loop): deliver it if its stage waits."""
+        msg = event[1]
+        if not isinstance(msg, dict):
+            return
+        route = self._routes.get(msg.get("t", ""))
+        if route is None:  # stage already finished: its batch delivered everything
+            return
+        self._deliver(route, str(msg.get("x")), msg.get("s"), msg.get("k"), msg.get("b"))
+
+    def _deliver_batch(self, route: _Route, reply: WorkerReply) -> None:
+        for seq, kind, blob in reply.events:
+            self._deliver(route, reply.execution, seq, kind, blob)
+
+    def _deliver(self, route: _Route, execution: str, seq: Any, kind: Any, blob: Any) -> None:
+        ident = (execution, seq)
+        if not isinstance(seq, int) or not isinstance(kind, str) or ident in route.seen:
+            return
+        route.seen.add(ident)
+        rt = self._require_runtime()
+        try:
+            data = rt.codec.decode(blob, context=event_blob_context(route.job, route.token))
+        except Exception as exc:
+            log.warning("dropped an event of stage %r: %s", route.job.agent, error_type_name(exc))
+            return
+        if isinstance(data, dict):
+            route.emit(kind, data)

@@ -1,0 +1,209 @@
+"""DaskExecutor against a real loopback cluster: scheduler + 2 workers, separate processes.
+
+The Supervisor runs here (the test's event loop, an asynchronous Dask client in it); every
+stage runs in a worker process that resolves the agent by name from its plugin folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import PLUGINS, SIGNING_KEY
+from distributed import Client
+from loopback_cluster import LoopbackCluster
+
+from agentkit.agent import AgentContext, SubAgent
+from agentkit.dask_executor import DaskExecutor
+from agentkit.errors import AgentNotOnWorkerError, ConfigurationError
+from agentkit.limits import Limits
+from agentkit.registry import AgentRegistry
+from agentkit.status import AgentStatus, RunStatus
+from agentkit.supervisor import Supervisor
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class SupervisorOnly(SubAgent):
+    """Registered with the supervisor but installed on no worker."""
+
+    name = "dt_not_on_workers"
+    version = "1"
+
+    async def run(self, ctx: AgentContext) -> int:
+        return 1
+
+
+def registry() -> AgentRegistry:
+    reg = AgentRegistry()
+    reg.load_path(PLUGINS)
+    reg.register(SupervisorOnly)
+    return reg
+
+
+@pytest.fixture
+async def sup(dask_client: Client, tmp_path: Path) -> AsyncIterator[Supervisor]:
+    async with Supervisor(
+        registry(),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=SIGNING_KEY,
+        executor=DaskExecutor(dask_client),
+        limits=Limits(max_active_runs=16, max_runs_per_user=4),
+    ) as s:
+        yield s
+
+
+async def _collect(handle: Any) -> list[Any]:
+    return [ev async for ev in handle.events()]
+
+
+async def test_stages_run_on_workers_and_events_reach_the_caller(
+    sup: Supervisor, dask_cluster: LoopbackCluster
+) -> None:
+    handle = await sup.submit("alice", ["dt_echo", "dt_follow"], input={"q": "hello"})
+    events, result = await asyncio.wait_for(
+        asyncio.gather(_collect(handle), handle.result()), timeout=30
+    )
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    echo = result.stages["dt_echo"].output
+    assert echo["input"] == {"q": "hello"} and echo["user"] == "alice"
+    worker_pids = {p.pid for p in dask_cluster.workers.values()}
+    assert echo["pid"] in worker_pids and echo["pid"] != os.getpid()
+    assert result.stages["dt_follow"].output == {"saw": {"q": "hello"}, "user": "alice"}
+    progress = [e for e in events if e.kind == "progress"]
+    assert [e.data["step"] for e in progress] == [0, 1, 2]
+    assert all(e.run_id == handle.run_id and e.user_id == "alice" for e in events)
+    assert events[0].kind == "run_started" and events[-1].kind == "run_completed"
+    stored = await sup.get_run("alice", handle.run_id)
+    assert stored.stages["dt_echo"].output == echo
+
+
+async def test_contaminated_result_is_cleaned_on_the_worker(
+    sup: Supervisor, dask_client: Client
+) -> None:
+    # The raw result cannot cross a process boundary: pickle refuses it, and so does Dask.
+    raw = {"module": os, "lock": threading.Lock(), "fn": lambda x: x, "value": 42}
+    with pytest.raises((TypeError, pickle.PicklingError, AttributeError)):
+        pickle.dumps(raw)
+
+    def make_raw() -> Any:
+        import os as os_
+        import threading as threading_
+
+        return {"module": os_, "lock": threading_.Lock(), "fn": lambda x: x}
+
+    shipped = dask_client.submit(make_raw, pure=False)
+    with pytest.raises(Exception, match=r"(?i)pickle|serializ"):
+        await asyncio.wait_for(shipped, timeout=30)
+
+    # Through the executor it arrives as a clean result built on the worker.
+    result = await asyncio.wait_for(sup.run("bob", ["dt_contaminated"]), timeout=30)
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    stage = result.stages["dt_contaminated"]
+    out = stage.output
+    assert out["value"] == 42
+    for live in ("module", "lock", "fn"):
+        assert isinstance(out[live], dict) and "__agentkit_placeholder__" in out[live], out[live]
+    assert stage.report.total >= 3
+    pickle.loads(pickle.dumps(out))  # the clean output is plain data
+
+
+async def test_agent_missing_on_workers_fails_with_a_typed_error_naming_it(
+    sup: Supervisor,
+) -> None:
+    result = await asyncio.wait_for(sup.run("carol", ["dt_not_on_workers"]), timeout=30)
+    assert result.status is RunStatus.FAILED
+    stage = result.stages["dt_not_on_workers"]
+    assert stage.status is AgentStatus.FAILED and stage.error is not None
+    assert stage.error.type.endswith(AgentNotOnWorkerError.__name__)
+    assert "dt_not_on_workers" in stage.error.message
+    assert "Dask worker w" in stage.error.message
+    assert "AGENTKIT_PLUGIN_PATH" in stage.error.message
+
+
+async def test_worker_without_the_supervisors_key_is_a_clear_failure(
+    dask_client: Client, tmp_path: Path
+) -> None:
+    async with Supervisor(
+        registry(),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=b"another-key-of-32-bytes-00000000",
+        executor=DaskExecutor(dask_client),
+    ) as s:
+        result = await asyncio.wait_for(s.run("dave", ["dt_echo"]), timeout=30)
+    stage = result.stages["dt_echo"]
+    assert stage.status is AgentStatus.FAILED and stage.error is not None
+    assert stage.error.type.endswith(ConfigurationError.__name__)
+    assert "AGENTKIT_SIGNING_KEY" in stage.error.message
+    assert SIGNING_KEY.hex() not in stage.error.message
+
+
+async def _processing(client: Client) -> int:
+    return sum(len(v) for v in (await client.scheduler.processing()).values())
+
+
+async def test_cancel_cancels_the_dask_future_and_stops_the_agent(
+    sup: Supervisor, dask_client: Client
+) -> None:
+    handle = await sup.submit("erin", ["dt_sleepy"], input={"seconds": 30})
+    async for ev in handle.events():
+        if ev.kind == "progress":  # the agent is running on a worker now
+            break
+    assert await _processing(dask_client) == 1
+    await asyncio.wait_for(handle.cancel(), timeout=10)
+    result = await asyncio.wait_for(handle.result(), timeout=10)
+    assert result.status is RunStatus.CANCELLED
+    for _ in range(100):
+        if await _processing(dask_client) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await _processing(dask_client) == 0
+
+
+async def test_run_deadline_times_out_a_remote_stage(dask_client: Client, tmp_path: Path) -> None:
+    async with Supervisor(
+        registry(),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=SIGNING_KEY,
+        executor=DaskExecutor(dask_client),
+        limits=Limits(run_deadline=1.0),
+    ) as s:
+        result = await asyncio.wait_for(s.run("frank", ["dt_sleepy"], input={"seconds": 30}), 15)
+    assert result.status is RunStatus.FAILED
+    assert result.stages["dt_sleepy"].status is AgentStatus.TIMED_OUT
+
+
+async def test_executor_url_string_connects_its_own_client(
+    dask_cluster: LoopbackCluster, tmp_path: Path
+) -> None:
+    url = dask_cluster.address.replace("tcp://", "dask://")
+    async with Supervisor(
+        registry(),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=SIGNING_KEY,
+        executor=url,
+    ) as s:
+        assert isinstance(s.executor, DaskExecutor)
+        results = await asyncio.wait_for(
+            asyncio.gather(*(s.run(f"user{i}", ["dt_echo"], input=i) for i in range(20))),
+            timeout=60,
+        )
+    assert [r.stages["dt_echo"].output["input"] for r in results] == list(range(20))
+    assert all(r.stages["dt_echo"].output["user"] == f"user{i}" for i, r in enumerate(results))
+
+
+def test_from_url_rejects_what_is_not_a_scheduler_url() -> None:
+    with pytest.raises(ConfigurationError, match="dask://host:8786"):
+        DaskExecutor.from_url("redis://127.0.0.1:6379")
+    with pytest.raises(ConfigurationError, match="asynchronous"):
+        DaskExecutor(object())
+    with pytest.raises(ConfigurationError, match="exactly one"):
+        DaskExecutor()
+    ex = DaskExecutor.from_url("dask+tls://127.0.0.1:9999")
+    assert "tls://127.0.0.1:9999" in repr(ex)
