@@ -1,0 +1,140 @@
+"""Cost of making a result safe, relative to ``pickle.dumps`` of the same clean object.
+
+Run: ``python tests/benchmarks/bench_results.py``. Prints one table with, for a ~10 KB
+result (50 recommendation dicts with UUIDs, tz-aware datetimes, floats, strings and lists),
+clean and with a module, a lock and a lambda buried in it, the median time per operation
+and its ratio to ``pickle.dumps(clean)``. Targets: clean from_raw + encode <= 1.0x;
+contaminated <= 1.5x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import statistics
+import threading
+import timeit
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from agentkit.codec import Codec
+from agentkit.result import SerializableAgentResult
+from agentkit.sanitizer import ObjectSanitizer
+
+KEY = b"bench-signing-key-0123456789abcd"
+CTX = b"cache:0123456789abcdef:run-1:optimize"
+IDS: dict[str, Any] = {"agent": "optimize", "agent_version": "1", "user_id": "u1", "run_id": "r1"}
+
+
+def clean_payload() -> dict[str, Any]:
+    tz = timezone(timedelta(hours=2))
+    base = datetime(2024, 5, 1, 9, 30, tzinfo=tz)
+    recs = [
+        {
+            "id": uuid.UUID(int=(i + 1) * 0x1234567890ABCDEF),
+            "created_at": base + timedelta(minutes=i),
+            "valid_until": base + timedelta(days=30, minutes=i),
+            "title": f"Move workload {i} from gpt-4o to gpt-4o-mini",
+            "provider": "openai",
+            "monthly_saving_usd": 1234.5 + i,
+            "confidence": 0.5 + i / 200,
+            "models": ["gpt-4o", "gpt-4o-mini"],
+            "scores": [0.1 * i, 0.2, 0.3],
+        }
+        for i in range(50)
+    ]
+    return {"user": "u1", "generated_at": base, "recommendations": recs, "total_usd": 99.5}
+
+
+def contaminated_payload() -> dict[str, Any]:
+    data = clean_payload()
+    recs = data["recommendations"]
+    recs[7]["client"] = {"transport": os}  # a module
+    recs[23]["guard"] = threading.Lock()  # a lock
+    recs[41]["score_fn"] = lambda x: x * 2  # a lambda
+    return data
+
+
+def median_us(fn: Callable[[], object], number: int, repeat: int) -> float:
+    fn()
+    return statistics.median(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--number", type=int, default=500)
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+
+    san = ObjectSanitizer()
+    pickle_codec = Codec([("k1", KEY)], layers=("pickle",))
+    json_codec = Codec([("k1", KEY)], layers=("json",))
+
+    clean = clean_payload()
+    base = median_us(lambda: pickle.dumps(clean, 5), args.number, args.repeat)
+    size = len(pickle.dumps(clean, 5))
+
+    rows: list[tuple[str, list[float]]] = []
+
+    def row(label: str, make: Callable[[Any], Callable[[], object]]) -> None:
+        rows.append((label, [median_us(make(p), args.number, args.repeat) for p in payloads]))
+
+    payloads = [clean_payload(), contaminated_payload()]
+    res = [SerializableAgentResult.from_raw(p, **IDS, sanitizer=san) for p in payloads]
+    by_id = {id(p): r for p, r in zip(payloads, res, strict=True)}
+    blobs_p = {id(p): pickle_codec.encode_result(by_id[id(p)], CTX) for p in payloads}
+    blobs_j = {id(p): json_codec.encode_result(by_id[id(p)], CTX) for p in payloads}
+
+    row("sanitize", lambda p: lambda: san.sanitize(p))
+    row("sanitize_pickled", lambda p: lambda: san.sanitize_pickled(p))
+    row(
+        "from_raw (hook + sanitize)",
+        lambda p: lambda: SerializableAgentResult.from_raw(p, **IDS, sanitizer=san),
+    )
+    row(
+        "sanitize + encode, pickle layer",
+        lambda p: (
+            lambda: pickle_codec.encode_result(
+                SerializableAgentResult.from_raw(p, **IDS, sanitizer=san), CTX
+            )
+        ),
+    )
+    row(
+        "sanitize + encode, JSON layer",
+        lambda p: (
+            lambda: json_codec.encode_result(
+                SerializableAgentResult.from_raw(p, **IDS, sanitizer=san), CTX
+            )
+        ),
+    )
+    row(
+        "encode only, pickle layer", lambda p: lambda: pickle_codec.encode_result(by_id[id(p)], CTX)
+    )
+    row("encode only, JSON layer", lambda p: lambda: json_codec.encode_result(by_id[id(p)], CTX))
+    row("decode, pickle layer", lambda p: lambda: pickle_codec.decode_result(blobs_p[id(p)], CTX))
+    row("decode, JSON layer", lambda p: lambda: json_codec.decode_result(blobs_j[id(p)], CTX))
+
+    print(
+        f"payload: pickle.dumps(clean) = {size} bytes, {base:.1f} us (median of "
+        f"{args.repeat} x {args.number}); envelope sizes: pickle "
+        f"{len(blobs_p[id(payloads[0])])} B, JSON {len(blobs_j[id(payloads[0])])} B"
+    )
+    print(
+        "contaminated = the same payload with a module, a lock and a lambda buried in it "
+        "(pickle.dumps cannot encode it at all)"
+    )
+    print(f"{'operation':34} {'clean us':>9} {'ratio':>6}   {'contam. us':>10} {'ratio':>6}")
+    for label, (c, d) in rows:
+        print(f"{label:34} {c:9.1f} {c / base:5.2f}x   {d:10.1f} {d / base:5.2f}x")
+    target = dict(rows)["sanitize + encode, pickle layer"]
+    print(
+        f"targets: clean sanitize + encode <= 1.0x -> {target[0] / base:.2f}x; "
+        f"contaminated <= 1.5x -> {target[1] / base:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
