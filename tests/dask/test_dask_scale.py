@@ -129,6 +129,9 @@ async def test_two_supervisors_1000_runs_100_users_worker_killed_mid_load(
                 p.kill()
                 p.wait(timeout=10)
     assert killed_at < expected_records, "the worker was killed after the load finished"
+    sched_log = cluster.log("scheduler")
+    assert "Remove worker" in sched_log and "name: w2" in sched_log, sched_log[-2000:]
+    print(f"worker w2 killed with {killed_at}/{expected_records} stage records durable")
 
     runs: list[dict[str, Any]] = []
     for out in outs:

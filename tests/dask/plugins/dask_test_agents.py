@@ -70,3 +70,13 @@ class Burn(SubAgent):
         for i in range(n):
             acc = (acc * 31 + i) % 1_000_003
         return {"acc": acc, "pid": os.getpid(), "t": time.time()}
+
+
+class Noop(SubAgent):
+    """Does nothing: measures the per-stage overhead of where stages run."""
+
+    name = "dt_noop"
+    version = "1"
+
+    async def run(self, ctx: AgentContext) -> int:
+        return 1
