@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from agentkit.envelope import require_result_envelope
+from agentkit._envelope_check import check_result_envelope
 from agentkit.errors import ConfigurationError
 
 __all__ = ["BaseCache", "Cache"]
@@ -74,14 +74,15 @@ class BaseCache:
         return await self._get(self._check_key(key))
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        await self.set_many([(key, value)], ttl=ttl)
+        check_result_envelope(value)
+        await self._set_many([(self._check_key(key), value)], self._ttl(ttl))
 
     async def set_many(
         self, items: Sequence[tuple[str, bytes]], *, ttl: float | None = None
     ) -> None:
         checked = []
         for key, value in items:
-            require_result_envelope(value)
+            check_result_envelope(value)
             checked.append((self._check_key(key), value))
         if checked:
             await self._set_many(checked, self._ttl(ttl))

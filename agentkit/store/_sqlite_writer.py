@@ -7,6 +7,11 @@ in progress new operations pile up and form the next group, so the group size gr
 load without any timer. Futures are settled with one ``call_soon_threadsafe`` per event loop
 per group, not one per caller.
 
+Rows for a :class:`BulkStatement` (an ``INSERT … VALUES (…)`` upsert) from all operations of a
+group are written with multi-row ``VALUES`` statements: one ``sqlite3_step`` per few hundred
+rows instead of one per row. That matters beyond SQLite's own cost: the sqlite3 module releases
+the GIL around every step, and each re-acquisition competes with the busy event loop thread.
+
 If a group's transaction fails, the thread retries each operation in a transaction of its own,
 so one failing operation fails only its own caller.
 """
@@ -24,7 +29,7 @@ from typing import Any, Final, TypeVar
 
 from agentkit.errors import StoreError
 
-__all__ = ["SQLiteWriter"]
+__all__ = ["BulkStatement", "SQLiteWriter"]
 
 T = TypeVar("T")
 log = logging.getLogger("agentkit.store.sqlite")
@@ -32,20 +37,64 @@ log = logging.getLogger("agentkit.store.sqlite")
 _STOP: Final = object()
 
 
+class BulkStatement:
+    """An ``INSERT … VALUES (?, …) [ON CONFLICT …]`` statement run for many rows at once.
+
+    Args:
+        sql: the statement for ONE row; its single ``VALUES (…)`` group is repeated.
+        max_rows: most rows per executed statement.
+    """
+
+    _CHUNKS = (512, 64, 8, 1)
+
+    def __init__(self, sql: str, *, max_rows: int = 512) -> None:
+        head, sep, rest = sql.partition("VALUES")
+        group, close, tail = rest.partition(")")
+        if not sep or not close:
+            raise ValueError("BulkStatement needs an INSERT … VALUES (…) statement")
+        self.ncols = group.count("?")
+        self._head = head + "VALUES "
+        self._group = group.strip() + ")"
+        self._tail = tail
+        self.chunks = tuple(c for c in self._CHUNKS if c <= max_rows) or (1,)
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        """The statement for exactly ``rows`` rows (cached)."""
+        text = self._sql.get(rows)
+        if text is None:
+            text = self._head + ", ".join([self._group] * rows) + self._tail
+            self._sql[rows] = text
+        return text
+
+    def execute(self, conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Write ``rows`` in order, in as few statements as the chunk sizes allow."""
+        i, n = 0, len(rows)
+        for chunk in self.chunks:
+            while n - i >= chunk:
+                part = rows[i : i + chunk]
+                conn.execute(self.sql(chunk), [v for row in part for v in row])
+                i += chunk
+
+
 class _Op:
-    __slots__ = ("fn", "future", "loop", "size")
+    __slots__ = ("bulk", "fn", "future", "loop", "rows", "size")
 
     def __init__(
         self,
-        fn: Callable[[sqlite3.Connection], Any],
+        fn: Callable[[sqlite3.Connection], Any] | None,
         size: int,
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[Any],
+        bulk: BulkStatement | None = None,
+        rows: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self.fn = fn
         self.size = size
         self.loop = loop
         self.future = future
+        self.bulk = bulk
+        self.rows = rows
 
 
 def _settle(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
@@ -120,6 +169,21 @@ class SQLiteWriter:
         self._queue.put(_Op(fn, size, loop, fut))
         return await fut
 
+    async def write_rows(self, stmt: BulkStatement, rows: list[tuple[Any, ...]]) -> None:
+        """Write ``rows`` with ``stmt`` in the next group transaction; return once committed.
+
+        Rows of all operations of a group are merged per statement, in submission order.
+
+        Raises:
+            StoreError: the writer is closed, or the transaction failed.
+        """
+        if self._closed or self._thread is None:
+            raise StoreError(f"{self.name} is closed or not started; call start() first")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Op(None, len(rows), loop, fut, stmt, rows))
+        await fut
+
     async def close(self) -> None:
         """Commit what is queued, then stop the thread and close the connection."""
         if self._closed:
@@ -171,7 +235,7 @@ class SQLiteWriter:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                results = [op.fn(conn) for op in group]
+                results = self._apply(conn, group)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -189,6 +253,26 @@ class SQLiteWriter:
         self.commits += 1
         self.operations += len(group)
         self._deliver(group, results, None)
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, group: list[_Op]) -> list[Any]:
+        results: list[Any] = []
+        bulk: dict[BulkStatement, list[tuple[Any, ...]]] = {}
+        for op in group:
+            if op.bulk is not None:
+                assert op.rows is not None
+                rows = bulk.get(op.bulk)
+                if rows is None:
+                    bulk[op.bulk] = list(op.rows)
+                else:
+                    rows.extend(op.rows)
+                results.append(None)
+            else:
+                assert op.fn is not None
+                results.append(op.fn(conn))
+        for stmt, rows in bulk.items():
+            stmt.execute(conn, rows)
+        return results
 
     def _deliver(self, group: list[_Op], results: list[Any], exc: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}

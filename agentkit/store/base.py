@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from agentkit.envelope import require_result_envelope
+from agentkit._envelope_check import check_result_envelope
 from agentkit.errors import ConfigurationError, InvalidPayloadError
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.records import ResultRecord, RunRecord, StoredRun
@@ -97,7 +97,7 @@ class BaseStore:
                     "save_results takes ResultRecord objects built with "
                     f"ResultRecord.from_result(), got {type(rec).__name__}"
                 )
-            require_result_envelope(rec.blob)
+            check_result_envelope(rec.blob)
         if records:
             await self._save_results(list(records))
 
