@@ -1,0 +1,189 @@
+"""Engine overhead: a 4-stage no-op pipeline through the Supervisor vs plain coroutines.
+
+Part 1: 200 concurrent users run the pipeline (MemoryCache + SQLiteStore, durable group
+commits); prints runs/s and the per-stage overhead over the floor (the same agents awaited as
+plain coroutines in the same process).
+Part 2: 10,000 users x 10 runs in one process: peak RSS, and engines evicted when idle.
+
+Run: .venv/bin/python tests/benchmarks/bench_engine.py [--users 200] [--runs 20] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from agentkit.agent import AgentContext, SubAgent
+from agentkit.limits import Limits
+from agentkit.supervisor import Supervisor
+
+
+class S1(SubAgent):
+    name = "s1"
+
+    async def run(self, ctx: AgentContext) -> Any:
+        return {"stage": 1, "ok": True}
+
+
+class S2(SubAgent):
+    name = "s2"
+    depends_on = ("s1",)
+
+    async def run(self, ctx: AgentContext) -> Any:
+        return {"stage": 2, "ok": True}
+
+
+class S3(SubAgent):
+    name = "s3"
+    depends_on = ("s2",)
+
+    async def run(self, ctx: AgentContext) -> Any:
+        return {"stage": 3, "ok": True}
+
+
+class S4(SubAgent):
+    name = "s4"
+    depends_on = ("s3",)
+
+    async def run(self, ctx: AgentContext) -> Any:
+        return {"stage": 4, "ok": True}
+
+
+AGENTS = [S1, S2, S3, S4]
+PIPELINE = ["s1", "s2", "s3", "s4"]
+KEY = b"bench-signing-key-0123456789abcdef"
+
+
+async def floor(users: int, runs: int) -> float:
+    """The same agents awaited as plain coroutines: the cost of the work itself."""
+
+    async def user(u: int) -> None:
+        for r in range(runs):
+            upstream: dict[str, Any] = {}
+            for cls in AGENTS:
+                ctx = AgentContext(
+                    user_id=f"user-{u}",
+                    run_id=f"run-{u}-{r}",
+                    session_id=None,
+                    agent=cls.name,
+                    input=None,
+                    upstream=upstream,
+                )
+                upstream = {**upstream, cls.name: await cls().run(ctx)}
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(user(u) for u in range(users)))
+    return time.perf_counter() - t0
+
+
+async def engine(
+    users: int, runs: int, db: Path, signing_key: bytes | None
+) -> tuple[float, Supervisor]:
+    limits = Limits(max_active_runs=users, max_runs_per_user=1, max_queued_per_user=runs + 1)
+    sup = Supervisor(
+        AGENTS, cache="memory://", store=f"sqlite:///{db}", signing_key=signing_key, limits=limits
+    )
+    async with sup:
+
+        async def user(u: int) -> None:
+            for _ in range(runs):
+                res = await sup.run(f"user-{u}", PIPELINE)
+                assert res.ok, res
+
+        await user(0)  # warm up
+        t0 = time.perf_counter()
+        await asyncio.gather(*(user(u) for u in range(users)))
+        return time.perf_counter() - t0, sup
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def many_users(n_users: int, runs: int, db: Path) -> None:
+    limits = Limits(
+        max_active_runs=256, max_runs_per_user=1, max_queued_per_user=runs + 1, engine_idle_ttl=0.5
+    )
+    sup = Supervisor(
+        AGENTS, cache="memory://", store=f"sqlite:///{db}", signing_key=KEY, limits=limits
+    )
+    peak_engines = 0
+    async with sup:
+        rss0 = rss_mb()
+
+        async def user(u: int) -> None:
+            nonlocal peak_engines
+            for _ in range(runs):
+                await sup.run(f"u{u:05d}", PIPELINE)
+                peak_engines = max(peak_engines, sup.active_engines)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(user(u) for u in range(n_users)))
+        elapsed = time.perf_counter() - t0
+        before = sup.active_engines
+        await asyncio.sleep(1.2)
+        after = sup.active_engines
+        print(
+            f"  {n_users} users x {runs} runs = {n_users * runs} runs in {elapsed:.1f} s "
+            f"({n_users * runs / elapsed:,.0f} runs/s)"
+        )
+        print(f"  peak RSS {rss_mb():.0f} MB (at start of part 2: {rss0:.0f} MB); target <= 300 MB")
+        print(
+            f"  engines: peak held {peak_engines}, created {sup.stats.engines_created}, "
+            f"held right after the load {before}, after {1.2:.1f} s idle {after} "
+            f"(evicted {sup.stats.engines_evicted})"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--users", type=int, default=200)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--many-users", type=int, default=10_000)
+    p.add_argument("--many-runs", type=int, default=10)
+    p.add_argument("--quick", action="store_true", help="skip part 2")
+    p.add_argument("--profile", action="store_true")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        print(f"== part 1: {args.users} concurrent users x {args.runs} runs, 4 no-op stages")
+        stages = args.users * args.runs * 4
+        f = asyncio.run(floor(args.users, args.runs))
+        for label, key in (("unsigned JSON codec", None), ("signed codec", KEY)):
+            db = Path(tmp) / f"bench-{label[:3]}.db"
+            if args.profile and key is not None:
+                import cProfile
+                import pstats
+
+                prof = cProfile.Profile()
+                prof.enable()
+            e, sup = asyncio.run(engine(args.users, args.runs, db, key))
+            if args.profile and key is not None:
+                prof.disable()
+                pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            runs = args.users * args.runs
+            print(
+                f"  {label:20s}: {runs / e:8,.0f} runs/s  {e / stages * 1e6:6.1f} us/stage  "
+                f"overhead {(e - f) / stages * 1e6:6.1f} us/stage over the floor "
+                f"(target <= 60); cache errors {sup.stats.cache_errors}, "
+                f"store errors {sup.stats.store_errors}"
+            )
+        print(
+            f"  {'floor (plain awaits)':20s}: {args.users * args.runs / f:8,.0f} runs/s  "
+            f"{f / stages * 1e6:6.1f} us/stage"
+        )
+        if not args.quick:
+            gc.collect()
+            print(f"== part 2: {args.many_users} users x {args.many_runs} runs")
+            asyncio.run(many_users(args.many_users, args.many_runs, Path(tmp) / "many.db"))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

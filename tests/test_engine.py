@@ -1,0 +1,310 @@
+"""The engine's data flow, stage control (timeouts, retries, failures), events and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentkit.agent import AgentContext, SubAgent
+from agentkit.errors import AgentTimeoutError
+from agentkit.events import RunEvent
+from agentkit.limits import Limits
+from agentkit.result import SerializableAgentResult
+from agentkit.sanitizer import ObjectSanitizer
+from agentkit.status import AgentStatus, RunStatus
+from agentkit.supervisor import Supervisor
+from agentkit.testing import RecordingCache, RecordingStore, contaminated, make_agent
+
+KEY = b"engine-test-signing-key-0123456789"
+
+
+async def _sup(agents: list[type[SubAgent]], **kw: Any) -> Supervisor:
+    kw.setdefault("store", RecordingStore())
+    kw.setdefault("signing_key", KEY)
+    sup = Supervisor(agents, **kw)
+    await sup.start()
+    return sup
+
+
+@pytest.fixture
+async def closing() -> AsyncIterator[list[Supervisor]]:
+    sups: list[Supervisor] = []
+    yield sups
+    for s in sups:
+        await s.aclose(timeout=5)
+
+
+async def test_downstream_sees_only_clean_upstream_outputs(closing: list[Supervisor]) -> None:
+    seen: dict[str, Any] = {}
+
+    def consume(ctx: AgentContext) -> str:
+        seen.update(ctx.upstream)
+        return "done"
+
+    Dirty = make_agent("dirty", returns=contaminated())
+    Mid = make_agent("mid", returns={"n": 1}, depends_on=["dirty"])
+    Last = make_agent("last", consume, depends_on=["mid"])
+    sup = await _sup([Dirty, Mid, Last])
+    closing.append(sup)
+    res = await sup.run("alice", ["dirty", "mid", "last"], input={"q": "x"})
+    assert res.status is RunStatus.SUCCEEDED and res.ok
+    # transitive upstream, and only clean values (placeholders instead of live objects)
+    assert set(seen) == {"dirty", "mid"}
+    assert seen["dirty"]["lock"]["__agentkit_placeholder__"] == "lock"
+    assert seen["dirty"]["module"]["__agentkit_placeholder__"] == "module"
+    assert not isinstance(seen["dirty"]["lock"], type(threading.Lock()))
+    assert res.output("mid") == {"n": 1}
+    assert list(res.stages) == ["dirty", "mid", "last"]
+    assert set(res.timings) == {"queued_s", "run_s", "total_s"}
+
+
+async def test_independent_stages_run_concurrently(closing: list[Supervisor]) -> None:
+    A = make_agent("a", delay=0.3, returns=1)
+    B = make_agent("b", delay=0.3, returns=2)
+    C = make_agent("c", fn=lambda ctx: sum(ctx.upstream.values()), depends_on=["a", "b"])
+    sup = await _sup([A, B, C])
+    closing.append(sup)
+    t0 = time.monotonic()
+    res = await sup.run("u", ["c", "a", "b"])
+    assert time.monotonic() - t0 < 0.55
+    assert res.output("c") == 3
+    assert list(res.stages) == ["a", "b", "c"]
+
+
+async def test_events_order_and_payloads(closing: list[Supervisor]) -> None:
+    def body(ctx: AgentContext) -> int:
+        ctx.emit("progress", pct=10)
+        ctx.emit("progress", detail={"lock": threading.Lock()}, pct=90)
+        return 7
+
+    sup = await _sup(
+        [make_agent("worker", body), make_agent("next", returns=1, depends_on=["worker"])]
+    )
+    closing.append(sup)
+    handle = await sup.submit("carol", ["worker", "next"])
+    events = [e async for e in handle.events()]
+    await handle.result()
+    kinds = [(e.kind, e.agent) for e in events]
+    assert kinds == [
+        ("run_started", None),
+        ("agent_started", "worker"),
+        ("progress", "worker"),
+        ("progress", "worker"),
+        ("agent_completed", "worker"),
+        ("agent_started", "next"),
+        ("agent_completed", "next"),
+        ("run_completed", None),
+    ]
+    assert [e.seq for e in events] == list(range(1, 9))
+    assert all(e.run_id == handle.run_id and e.user_id == "carol" for e in events)
+    assert all(isinstance(e, RunEvent) and e.time > 0 for e in events)
+    # agent payloads are sanitized: the lock became a placeholder
+    assert events[3].data["detail"]["lock"]["__agentkit_placeholder__"] == "lock"
+    assert events[-1].data["status"] == "succeeded"
+    assert events[-1].timestamp.tzinfo is not None
+
+
+async def test_event_buffer_drops_oldest_and_never_blocks_the_run(
+    closing: list[Supervisor],
+) -> None:
+    def chatty(ctx: AgentContext) -> int:
+        for i in range(100):
+            ctx.emit("tick", i=i)
+        return 1
+
+    sup = await _sup([make_agent("chatty", chatty)], limits=Limits(event_buffer=10))
+    closing.append(sup)
+    handle = await sup.submit("dave", ["chatty"])
+    res = await handle.result()  # nobody reads while it runs: the run still finishes
+    assert res.ok
+    events = [e async for e in handle.events()]
+    assert len(events) == 10
+    assert events[-1].kind == "run_completed"
+    assert handle.events_dropped == events[-1].seq - 10
+    assert [e.seq for e in events] == list(range(events[0].seq, events[-1].seq + 1))
+
+
+async def test_failure_propagates_as_skipped(closing: list[Supervisor]) -> None:
+    Ok = make_agent("ok", returns=1)
+    Bad = make_agent("bad", raises=ValueError("no data"), depends_on=["ok"])
+    After = make_agent("after", returns=2, depends_on=["bad"])
+    Side = make_agent("side", returns=3, depends_on=["ok"])
+    sup = await _sup([Ok, Bad, After, Side])
+    closing.append(sup)
+    handle = await sup.submit("erin", ["ok", "bad", "after", "side"])
+    res = await handle.result()
+    assert res.status is RunStatus.FAILED
+    st = {n: r.status for n, r in res.stages.items()}
+    assert st == {
+        "ok": AgentStatus.SUCCEEDED,
+        "bad": AgentStatus.FAILED,
+        "side": AgentStatus.SUCCEEDED,
+        "after": AgentStatus.SKIPPED,
+    }
+    bad = res.stages["bad"].error
+    assert bad is not None and bad.type.endswith("ValueError") and "no data" in bad.message
+    skipped = res.stages["after"].error
+    assert skipped is not None and "'bad' did not succeed" in skipped.message
+    assert res.error is not None and res.error["agent"] == "bad"
+    # the skipped stage is recorded in the store too, with its status
+    stored = await sup.get_run("erin", handle.run_id)
+    assert stored.status is RunStatus.FAILED
+    assert stored.stages["after"].status is AgentStatus.SKIPPED
+
+
+async def test_stage_timeout(closing: list[Supervisor]) -> None:
+    cancelled = asyncio.Event()
+
+    async def slow(ctx: AgentContext) -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return 1
+
+    Slow = make_agent("slow", slow, timeout=0.2)
+    After = make_agent("after", returns=1, depends_on=["slow"])
+    sup = await _sup([Slow, After])
+    closing.append(sup)
+    t0 = time.monotonic()
+    res = await sup.run("u", ["slow", "after"])
+    assert 0.15 < time.monotonic() - t0 < 2
+    assert cancelled.is_set()  # the agent's task really stopped
+    assert res.stages["slow"].status is AgentStatus.TIMED_OUT
+    err = res.stages["slow"].error
+    assert err is not None and "AgentTimeoutError" in err.type
+    assert res.stages["after"].status is AgentStatus.SKIPPED
+    assert res.status is RunStatus.FAILED
+
+
+async def test_run_deadline(closing: list[Supervisor]) -> None:
+    A = make_agent("a", delay=0.15, returns=1, timeout=None)
+    B = make_agent("b", delay=0.15, returns=1, timeout=None, depends_on=["a"])
+    C = make_agent("c", returns=1, depends_on=["b"])
+    sup = await _sup([A, B, C], limits=Limits(run_deadline=0.25))
+    closing.append(sup)
+    res = await sup.run("u", ["a", "b", "c"])
+    assert res.stages["a"].status is AgentStatus.SUCCEEDED
+    assert res.stages["b"].status is AgentStatus.TIMED_OUT
+    err = res.stages["b"].error
+    assert err is not None and "deadline" in err.message
+    assert res.stages["c"].status is AgentStatus.SKIPPED
+
+
+async def test_retries_with_exponential_backoff(closing: list[Supervisor]) -> None:
+    calls: list[float] = []
+
+    def flaky(ctx: AgentContext) -> str:
+        calls.append(time.monotonic())
+        if ctx.attempt < 3:
+            raise ConnectionError(f"attempt {ctx.attempt} failed")
+        return f"ok on {ctx.attempt}"
+
+    Flaky = make_agent("flaky", flaky, retries=3, retry_on=(ConnectionError,))
+    sup = await _sup([Flaky], limits=Limits(retry_backoff=0.1, retry_jitter=0.5))
+    closing.append(sup)
+    handle = await sup.submit("u", ["flaky"])
+    res = await handle.result()
+    events = [e async for e in handle.events()]
+    assert res.output("flaky") == "ok on 3"
+    assert res.stages["flaky"].attempt == 3
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert 0.1 <= gaps[0] < 0.15 + 0.1  # base delay, plus up to 50 % jitter
+    assert 0.2 <= gaps[1] < 0.3 + 0.1  # doubled
+    failed = [e for e in events if e.kind == "agent_failed"]
+    assert [e.data["will_retry"] for e in failed] == [True, True]
+    assert [e.data["attempt"] for e in failed] == [1, 2]
+    assert [e.data["attempt"] for e in events if e.kind == "agent_started"] == [1, 2, 3]
+    assert sup.stats.retries == 2
+
+
+async def test_errors_outside_retry_on_are_not_retried(closing: list[Supervisor]) -> None:
+    calls = []
+
+    def bad(ctx: AgentContext) -> None:
+        calls.append(ctx.attempt)
+        raise ValueError("a bug, not a blip")
+
+    sup = await _sup([make_agent("bad", bad, retries=5, retry_on=(ConnectionError,))])
+    closing.append(sup)
+    res = await sup.run("u", ["bad"])
+    assert calls == [1]
+    assert res.stages["bad"].status is AgentStatus.FAILED
+
+
+async def test_timeouts_are_retried_when_retry_on_allows(closing: list[Supervisor]) -> None:
+    async def sometimes_slow(ctx: AgentContext) -> int:
+        if ctx.attempt == 1:
+            await asyncio.sleep(5)
+        return ctx.attempt
+
+    Agent = make_agent("ss", sometimes_slow, timeout=0.1, retries=1, retry_on=(AgentTimeoutError,))
+    sup = await _sup([Agent], limits=Limits(retry_backoff=0.01))
+    closing.append(sup)
+    res = await sup.run("u", ["ss"])
+    assert res.output("ss") == 2
+
+
+async def test_threaded_agent_and_its_events(closing: list[Supervisor]) -> None:
+    def work(ctx: AgentContext) -> dict[str, Any]:
+        ctx.emit("step", n=1)
+        return {"thread": threading.current_thread().name != "MainThread"}
+
+    sup = await _sup([make_agent("th", work, threaded=True)])
+    closing.append(sup)
+    handle = await sup.submit("u", ["th"])
+    res = await handle.result()
+    assert res.output("th") == {"thread": True}
+    assert "step" in [e.kind async for e in handle.events()]
+
+
+async def test_cache_fault_never_fails_a_run(closing: list[Supervisor]) -> None:
+    cache = RecordingCache(fail=True)
+    sup = await _sup([make_agent("a", returns={"x": 1})], cache=cache)
+    closing.append(sup)
+    res = await sup.run("u", ["a"])
+    assert res.ok and res.persisted
+    assert sup.stats.cache_errors == 1
+    assert await sup.cached_result("u", res.run_id, "a") is None
+    assert (await sup.get_run("u", res.run_id)).output("a") == {"x": 1}
+
+
+async def test_hook_that_raises_fails_only_its_stage(closing: list[Supervisor]) -> None:
+    class Picky(SerializableAgentResult):
+        @classmethod
+        def clean_result(cls, raw: Any, sanitizer: ObjectSanitizer) -> Any:
+            raise RuntimeError("hook bug")
+
+    sup = await _sup([make_agent("p", returns=1, result_type=Picky)])
+    closing.append(sup)
+    res = await sup.run("u", ["p"])
+    assert res.stages["p"].status is AgentStatus.FAILED
+    err = res.stages["p"].error
+    assert err is not None and "hook bug" in err.message
+
+
+async def test_results_are_durable_in_sqlite_and_cached(
+    tmp_path: Path, closing: list[Supervisor]
+) -> None:
+    sup = await _sup(
+        [make_agent("a", returns={"v": [1, 2]}), make_agent("b", returns="x", depends_on=["a"])],
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+    )
+    closing.append(sup)
+    res = await sup.run("frank", ["a", "b"], session_id="s-1")
+    stored = await sup.get_run("frank", res.run_id)
+    assert stored.status is RunStatus.SUCCEEDED and stored.session_id == "s-1"
+    assert stored.output("a") == {"v": [1, 2]} and stored.output("b") == "x"
+    cached = await sup.cached_result("frank", res.run_id, "a")
+    assert cached is not None and cached.output == {"v": [1, 2]}
+    runs = await sup.list_runs("frank")
+    assert [r.run_id for r in runs] == [res.run_id]
+    assert runs[0].owner == sup.owner
