@@ -18,13 +18,16 @@ The text is standard JSON (no ``NaN`` literals), UTF-8 encoded.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
+
+import pydantic_core
 
 from agentkit.codec._common import NotEncodable
 
@@ -44,8 +47,9 @@ def _tz_extra(tz: object, out: dict[str, Any]) -> None:
 
 def _enc_datetime(o: datetime) -> dict[str, Any]:
     out: dict[str, Any] = {TAG_KEY: "dt", "v": o.isoformat()}
-    if o.tzinfo is not None and type(o.tzinfo) is not timezone:
-        _tz_extra(o.tzinfo, out)
+    tz = o.tzinfo
+    if tz is not None and type(tz) is not timezone:
+        _tz_extra(tz, out)
     if o.fold:
         out["f"] = 1
     return out
@@ -78,20 +82,58 @@ def to_tagged(value: Any) -> Any:
         # x - x is 0.0 for finite floats and NaN for NaN and the infinities
         return value if value - value == 0.0 else _enc_float(value)
     if t is dict:
-        out = {}
-        for k, v in value.items():
-            if type(k) is not str:
-                return _enc_map(value)
-            out[k] = to_tagged(v)
-        if TAG_KEY in out:
-            return _enc_map(value)
-        return out
+        return _enc_dict(value)
     if t is list:
-        return [to_tagged(v) for v in value]
+        return _enc_list(value)
+    return _enc_other(value, t)
+
+
+def _enc_other(value: Any, t: type) -> Any:
     enc = _ENCODERS.get(t)
     if enc is None:
         raise NotEncodable(f"{t.__module__}.{t.__qualname__} is not in the clean value domain")
     return enc(value)
+
+
+# The two container walkers inline the scalar cases: most nodes are scalars, and a call
+# per scalar is most of the cost of tagging.
+def _enc_dict(value: dict[Any, Any]) -> Any:
+    out = {}
+    for k, v in value.items():
+        if type(k) is not str:
+            return _enc_map(value)
+        t = type(v)
+        if t is str or t is int or t is bool or v is None:
+            out[k] = v
+        elif t is float:
+            out[k] = v if v - v == 0.0 else _enc_float(v)
+        elif t is dict:
+            out[k] = _enc_dict(v)
+        elif t is list:
+            out[k] = _enc_list(v)
+        else:
+            out[k] = _enc_other(v, t)
+    if TAG_KEY in out:
+        return _enc_map(value)
+    return out
+
+
+def _enc_list(value: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    append = out.append
+    for v in value:
+        t = type(v)
+        if t is str or t is int or t is bool or v is None:
+            append(v)
+        elif t is float:
+            append(v if v - v == 0.0 else _enc_float(v))
+        elif t is dict:
+            append(_enc_dict(v))
+        elif t is list:
+            append(_enc_list(v))
+        else:
+            append(_enc_other(v, t))
+    return out
 
 
 def _enc_map(value: dict[Any, Any]) -> dict[str, Any]:
@@ -103,12 +145,12 @@ _ENCODERS: dict[type, _Enc] = {
     date: lambda o: {TAG_KEY: "d", "v": o.isoformat()},
     time: _enc_time,
     timedelta: lambda o: {TAG_KEY: "td", "v": [o.days, o.seconds, o.microseconds]},
-    UUID: lambda o: {TAG_KEY: "uuid", "v": o.hex},
+    UUID: lambda o: {TAG_KEY: "uuid", "v": f"{o.int:032x}"},
     Decimal: lambda o: {TAG_KEY: "dec", "v": str(o)},
     bytes: lambda o: {TAG_KEY: "b", "v": base64.b64encode(o).decode("ascii")},
-    tuple: lambda o: {TAG_KEY: "tup", "v": [to_tagged(v) for v in o]},
-    set: lambda o: {TAG_KEY: "set", "v": [to_tagged(v) for v in o]},
-    frozenset: lambda o: {TAG_KEY: "fset", "v": [to_tagged(v) for v in o]},
+    tuple: lambda o: {TAG_KEY: "tup", "v": _enc_list(o)},
+    set: lambda o: {TAG_KEY: "set", "v": _enc_list(o)},
+    frozenset: lambda o: {TAG_KEY: "fset", "v": _enc_list(o)},
 }
 
 
@@ -219,9 +261,6 @@ def _object_hook(d: dict[str, Any]) -> Any:
     return dec(d)
 
 
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":")
-)
 _ASCII_ENCODER = json.JSONEncoder(
     ensure_ascii=True, allow_nan=False, check_circular=False, separators=(",", ":")
 )
@@ -238,10 +277,13 @@ def dumps(value: Any) -> bytes:
         tree = to_tagged(value)
     except RecursionError:
         raise NotEncodable("value is nested too deeply for the JSON layer") from None
+    # pydantic-core's encoder is ~3x faster than json's; the tree holds only JSON types and
+    # finite floats, which it writes exactly (shortest round-trip form). It refuses lone
+    # surrogates (not UTF-8) and very deep nesting: json's encoder takes those.
+    with contextlib.suppress(Exception):
+        return pydantic_core.to_json(tree)
     try:
-        return _ENCODER.encode(tree).encode("utf-8")
-    except UnicodeEncodeError:
-        # lone surrogates cannot be UTF-8; \u escapes carry them exactly
+        # \u escapes carry lone surrogates exactly
         return _ASCII_ENCODER.encode(tree).encode("ascii")
     except RecursionError:
         raise NotEncodable("value is nested too deeply for the JSON layer") from None
