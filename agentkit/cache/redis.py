@@ -54,7 +54,7 @@ class RedisCacheStats:
     misses: int = 0
     errors: int = 0  #: operations that raised CacheError
     short_circuited: int = 0  #: operations refused at once because the circuit was open
-    pipelines: int = 0  #: round trips that carried coalesced writes
+    pipelines: int = 0  #: write round trips (a lone SET or a pipeline of coalesced SETs)
     commands: int = 0  #: SET commands sent
 
 
@@ -87,6 +87,8 @@ class RedisCache(BaseCache):
         coalesce_window: extra seconds to wait for more writes before sending a pipeline
             (0: coalesce only what arrives in the same event-loop tick).
         max_batch: most SET commands in one pipeline.
+        max_batch_bytes: most value bytes in one pipeline (larger ``set_many`` calls are
+            split; each pipeline gets its own ``op_timeout``).
         on_state_change: ``fn(name, old, new)`` called on every breaker state change, e.g.
             ``lambda n, o, s: telemetry.set_circuit_state(n, s.value)``.
         breaker: a :class:`CircuitBreaker` to use instead of building one.
@@ -109,6 +111,7 @@ class RedisCache(BaseCache):
         cooldown: float = 2.0,
         coalesce_window: float = 0.0,
         max_batch: int = 1000,
+        max_batch_bytes: int = 1 << 20,
         on_state_change: StateListener | None = None,
         breaker: CircuitBreaker | None = None,
     ) -> None:
@@ -125,6 +128,8 @@ class RedisCache(BaseCache):
         self.op_timeout = float(op_timeout)
         self.coalesce_window = float(coalesce_window)
         self.max_batch = max_batch
+        self.max_batch_bytes = int(max_batch_bytes)
+        self._inflight = 0  # direct (uncoalesced) writes on the wire
         self.stats = RedisCacheStats()
         self.breaker = breaker or CircuitBreaker(
             "redis", failure_threshold=failure_threshold, cooldown=cooldown
@@ -219,13 +224,59 @@ class RedisCache(BaseCache):
         if not self.breaker.allow():
             self.stats.short_circuited += 1
             return
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
         ttl_ms = None if ttl is None else max(1, round(ttl * 1000))
-        self._pending.append(_Pending(items, ttl_ms, future))
+        if (
+            len(items) == 1
+            and self._inflight == 0
+            and self._flusher is None
+            and self.coalesce_window == 0
+        ):
+            # nothing on the wire to coalesce with: one SET now, without a task hop
+            await self._set_direct(items[0], ttl_ms)
+            return
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[None]] = []
+        chunk: list[tuple[str, bytes]] = []
+        size = 0
+        for item in items:
+            if chunk and (len(chunk) >= self.max_batch or size >= self.max_batch_bytes):
+                futures.append(self._enqueue(loop, chunk, ttl_ms))
+                chunk, size = [], 0
+            chunk.append(item)
+            size += len(item[1])
+        futures.append(self._enqueue(loop, chunk, ttl_ms))
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush_loop(), name="agentkit-redis-flush")
-        await future
+        if len(futures) == 1:
+            await futures[0]
+        else:
+            await asyncio.gather(*futures)
+
+    def _enqueue(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        items: list[tuple[str, bytes]],
+        ttl_ms: int | None,
+    ) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append(_Pending(items, ttl_ms, future))
+        return future
+
+    async def _set_direct(self, item: tuple[str, bytes], ttl_ms: int | None) -> None:
+        self._inflight += 1
+        try:
+            async with asyncio.timeout(self.op_timeout):
+                await self._client.set(self.key_prefix + item[0], item[1], px=ttl_ms)
+        except asyncio.CancelledError:
+            self.breaker.release()
+            raise
+        except Exception as exc:
+            raise self._failed("SET", exc) from exc
+        finally:
+            self._inflight -= 1
+        self.breaker.record_success()
+        self.stats.pipelines += 1
+        self.stats.commands += 1
 
     async def _delete(self, key: str) -> bool:
         if not self.breaker.allow():
@@ -277,11 +328,14 @@ class RedisCache(BaseCache):
                 await asyncio.sleep(self.coalesce_window)
             while self._pending:
                 batch: list[_Pending] = []
-                size = 0
-                while self._pending and (not batch or size < self.max_batch):
+                count = size = 0
+                while self._pending and (
+                    not batch or (count < self.max_batch and size < self.max_batch_bytes)
+                ):
                     entry = self._pending.popleft()
                     batch.append(entry)
-                    size += len(entry.items)
+                    count += len(entry.items)
+                    size += sum(len(v) for _, v in entry.items)
                 await self._send(batch)
         finally:
             self._flusher = None
