@@ -120,7 +120,7 @@ def test_aggregate_exact_figures(data):
         0.7,
     )
     assert (bg["gpt-4o-mini"]["peak_calls"], bg["gpt-4o-mini"]["peak_cost"]) == (1, 0.2)
-    assert out["token_stats"]["in_p50"] == 100 and out["token_stats"]["in_p95"] == 2000
+    assert out["size_stats"]["in_p50"] == 100 and out["size_stats"]["in_p95"] == 2000
     assert out["latency_ms"] == {"p50": 300, "p95": 900}
 
 
