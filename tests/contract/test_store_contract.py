@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from contract_records import T0, make_result, make_run, result_blob
+from contract_records import T0, decode_record, make_result, make_run
 
 from agentkit.errors import InvalidPayloadError
 from agentkit.status import AgentStatus, RunStatus
@@ -87,7 +88,7 @@ async def test_another_user_cannot_overwrite_a_run_or_result(store: Store) -> No
     got = await store.get_run(alice, run_id)
     assert got is not None
     assert got.run.user_id == alice and got.run.status is RunStatus.RUNNING
-    assert [r.output_json for r in got.results] == ['{"mine": 1}']
+    assert [json.loads(r.output_json) for r in got.results] == [{"mine": 1}]
     assert await store.get_run(mallory, run_id) is None
 
 
@@ -232,10 +233,13 @@ async def test_recovery_marks_unfinished_runs_interrupted(
         await second.aclose()
 
 
-async def test_blob_bytes_survive_exactly(store: Store) -> None:
+async def test_blobs_survive_exactly_and_decode_to_the_result(store: Store) -> None:
     user, run_id = uid(), rid()
-    payload = {"bin": list(range(256)), "text": "żółw ✓"}
-    rec = make_result(user, run_id, "data").model_copy(update={"blob": result_blob(payload)})
+    payload = {"bin": bytes(range(256)), "text": "żółw ✓", "n": [1.5, None, True]}
+    rec = make_result(user, run_id, "data", output=payload)
     await store.save_results([rec])
     (got,) = await store.list_results(user)
     assert isinstance(got, ResultRecord) and got.blob == rec.blob
+    result = decode_record(got)
+    assert (result.user_id, result.run_id, result.agent) == (user, run_id, "data")
+    assert result.output == payload
