@@ -272,13 +272,30 @@ class _RecordingSpanHandle(SpanHandle):
         self._span.end()
 
 
+#: what a string field under a secret-looking key becomes in an event
+REDACTED: Final = "***"
+_secret_matcher: Any = None
+
+
+def _is_secret_key(key: str) -> bool:
+    # Defence in depth: the engine passes clean, redacted event data, but a scalar field
+    # under a secret-looking key ("token", "api_key") must never reach a span even if not.
+    global _secret_matcher
+    if _secret_matcher is None:
+        from agentkit.sanitizer.redact import SecretMatcher
+
+        _secret_matcher = SecretMatcher()
+    return bool(_secret_matcher.is_secret_key(key))
+
+
 def event_attributes(
     attributes: Mapping[str, object] | None, record_content: bool
 ) -> dict[str, AttributeValue]:
     """Attributes of an agent emit as a span event.
 
     Numbers and booleans are kept; strings and other values only with ``record_content``
-    (they may carry user content), otherwise only their key names are listed.
+    (they may carry user content), otherwise only their key names are listed. Values under
+    secret-looking keys (``token``, ``api_key``...) are always ``***``.
     """
     out: dict[str, AttributeValue] = {}
     if not attributes:
@@ -286,7 +303,9 @@ def event_attributes(
     withheld: list[str] = []
     for key, value in attributes.items():
         name = key if "." in key else f"agentkit.event.{key}"
-        if isinstance(value, bool | int | float) and not isinstance(value, str):
+        if _is_secret_key(key):
+            out[name] = REDACTED
+        elif isinstance(value, bool | int | float):
             out[name] = value
         elif record_content:
             converted = (

@@ -381,3 +381,16 @@ def test_timeout_and_cancel_type_names_are_normalised(otel: Otel) -> None:
     otel.tel.record_agent("a", AgentStatus.FAILED, 1.0)
     types = {p.attributes["error.type"] for p in otel.points("gen_ai.invoke_agent.duration")}
     assert types == {"timeout", "cancelled", "_OTHER"}
+
+
+def test_event_fields_under_secret_keys_are_redacted(otel: Otel, otel_content: Otel) -> None:
+    for o in (otel, otel_content):
+        with o.tel.agent_span("a", "1", run_id="r", user_hash="h"):
+            o.tel.agent_event("login", {"api_key": "sk-live-123", "token": 98765, "n": 2})
+    for o in (otel, otel_content):
+        (ev,) = o.one("invoke_agent a").events
+        a = dict(ev.attributes or {})
+        assert a["agentkit.event.api_key"] == "***"
+        assert a["agentkit.event.token"] == "***"
+        assert a["agentkit.event.n"] == 2
+        assert "sk-live-123" not in str(a) and "98765" not in str(a)
