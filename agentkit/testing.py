@@ -177,6 +177,9 @@ class RecordingCache(BaseCache):
         """Raise AssertionError listing every violation, if any."""
         self._checker.assert_invariant()
 
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        await self.set_many([(key, value)], ttl=ttl)
+
     async def set_many(
         self, items: Sequence[tuple[str, bytes]], *, ttl: float | None = None
     ) -> None:

@@ -1,0 +1,119 @@
+"""Acknowledged means persisted: a process running load is SIGKILLed; after a restart every
+run whose result() had resolved is in the store, and every run in flight is interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from agentkit.status import AgentStatus, RunStatus
+from agentkit.store.sqlite import SQLiteStore
+
+LOAD = textwrap.dedent(
+    """
+    import asyncio, random, sys
+    from agentkit.agent import SubAgent
+    from agentkit.limits import Limits
+    from agentkit.supervisor import Supervisor
+
+    class Fetch(SubAgent):
+        name = "fetch"
+        async def run(self, ctx):
+            await asyncio.sleep(random.uniform(0, 0.02))
+            return {"user": ctx.user_id, "n": ctx.input}
+
+    class Report(SubAgent):
+        name = "report"
+        depends_on = ("fetch",)
+        async def run(self, ctx):
+            await asyncio.sleep(random.uniform(0, 0.02))
+            return {"total": ctx.upstream["fetch"]["n"] * 2}
+
+    async def user(sup, u):
+        n = 0
+        while True:
+            n += 1
+            handle = await sup.submit(f"user-{u}", ["fetch", "report"], input=n)
+            print("SUB", handle.user_id, handle.run_id, flush=True)
+            res = await handle.result()
+            print("ACK", res.user_id, res.run_id, res.status.value, flush=True)
+
+    async def main():
+        limits = Limits(max_active_runs=16, max_runs_per_user=2)
+        async with Supervisor([Fetch, Report], store=sys.argv[1], limits=limits,
+                              signing_key=b"durability-test-key-0123456789ab") as sup:
+            await asyncio.gather(*(user(sup, u) for u in range(40)))
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_sigkill_loses_no_acknowledged_run(tmp_path: Path) -> None:
+    script = tmp_path / "load.py"
+    script.write_text(LOAD)
+    db = tmp_path / "durable.db"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), f"sqlite:///{db}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    submitted: dict[str, str] = {}
+    acked: dict[str, str] = {}
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    try:
+        for line in proc.stdout:
+            kind, user, run_id, *rest = line.split()
+            if kind == "SUB":
+                submitted[run_id] = user
+            elif kind == "ACK":
+                assert rest == ["succeeded"]
+                acked[run_id] = user
+            if len(acked) >= 400 or time.monotonic() > deadline:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        # whatever the process printed before it died is also acknowledged
+        rest_out, _ = proc.communicate(timeout=30)
+        for line in rest_out.splitlines():
+            kind, user, run_id, *_ = line.split()
+            (acked if kind == "ACK" else submitted)[run_id] = user
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acked) >= 400, proc.stderr.read() if proc.stderr else ""
+    in_flight = set(submitted) - set(acked)
+    assert in_flight, "the kill should catch runs in flight"
+
+    store = SQLiteStore(db)
+    await store.start()  # the restart: marks runs left queued or running as interrupted
+    try:
+        for run_id, user in acked.items():
+            got = await store.get_run(user, run_id)
+            assert got is not None, f"acknowledged run {run_id} is missing"
+            assert got.run.status is RunStatus.SUCCEEDED
+            assert {r.agent: r.status for r in got.results} == {
+                "fetch": AgentStatus.SUCCEEDED,
+                "report": AgentStatus.SUCCEEDED,
+            }
+        statuses = {}
+        for run_id in in_flight:
+            got = await store.get_run(submitted[run_id], run_id)
+            assert got is not None, f"submitted run {run_id} is missing"
+            statuses[run_id] = got.run.status
+        # in flight at the kill: interrupted, unless it became durable just before the kill
+        assert set(statuses.values()) <= {RunStatus.INTERRUPTED, RunStatus.SUCCEEDED}
+        assert RunStatus.INTERRUPTED in set(statuses.values())
+        assert store.interrupted_on_start == sum(
+            s is RunStatus.INTERRUPTED for s in statuses.values()
+        )
+    finally:
+        await store.aclose()
