@@ -39,6 +39,7 @@ __all__ = [
     "OptimizationsAgent",
     "SavingsPlan",
     "SavingsResult",
+    "combined_savings",
     "find_savings",
 ]
 
@@ -93,13 +94,17 @@ class SavingsPlan:
 
     @property
     def total_monthly_savings_usd(self) -> float:
-        """Combined saving, treating findings as independent fractions of spend."""
-        if self.monthly_spend_usd <= 0:
-            return 0.0
-        remaining = math.prod(
-            1 - min(f.monthly_savings_usd / self.monthly_spend_usd, 1.0) for f in self.findings
+        """Combined saving of all findings (see :func:`combined_savings`)."""
+        return combined_savings(
+            self.monthly_spend_usd, [f.monthly_savings_usd for f in self.findings]
         )
-        return self.monthly_spend_usd * (1 - remaining)
+
+
+def combined_savings(spend: float, savings: list[float]) -> float:
+    """Savings that may overlap, combined as independent fractions of ``spend``."""
+    if spend <= 0:
+        return 0.0
+    return spend * (1 - math.prod(1 - min(s / spend, 1.0) for s in savings))
 
 
 def _cost(model: str, tokens_in: float, tokens_out: float) -> float:
@@ -262,7 +267,7 @@ class SavingsResult(SerializableAgentResult):
                 key=lambda f: (-f.monthly_savings_usd, f.kind),
             )
             spend = raw.monthly_spend_usd
-            total = raw.total_monthly_savings_usd
+            total = combined_savings(spend, [f.monthly_savings_usd for f in kept])
             raw = {
                 "account": raw.account,
                 "window_days": raw.window_days,

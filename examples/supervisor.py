@@ -316,12 +316,11 @@ async def main_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ok = sum(r.ok for r in rows)
     total = sum(r.savings_usd for r in rows)
     store = _display(args.store)
-    hint = "" if args.store == f"sqlite:///{DEFAULT_DB}" else f" --store {store}"
     out.write(
         f"{ok}/{len(rows)} runs succeeded in {elapsed:.2f}s ({len(rows) / elapsed:.1f} runs/s); "
         f"savings found: ${total:,.2f}/month in total\n"
         f"results stored in {store}\n"
-        f"inspect one: agentkit runs show {rows[0].run_id} --user {rows[0].user}{hint}\n"
+        f"inspect one: agentkit runs show {rows[0].run_id} --user {rows[0].user} --store {store}\n"
     )
     if args.report:
         rep = results[0].stages.get("reporting")

@@ -114,6 +114,10 @@ def test_clean_hook_ranks_rounds_and_drops(opt):
     assert out["findings"][2]["monthly_savings_usd"] == round(EXPECTED["model_downgrade"], 2)
     assert out["dropped"] == ["off_peak"]
     assert out["monthly_spend_usd"] == 300.0
+    kept = [v for k, v in EXPECTED.items() if k != "off_peak"]
+    assert out["total_monthly_savings_usd"] == round(
+        300 * (1 - math.prod(1 - v / 300 for v in kept)), 2
+    )
     assert out["savings_pct"] == round(100 * out["total_monthly_savings_usd"] / 300, 1)
     assert type(out["findings"][0]) is dict and type(out["findings"][0]["evidence"]) is dict
 
