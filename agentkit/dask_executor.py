@@ -63,6 +63,7 @@ __all__ = ["AgentkitWorkerPlugin", "DaskExecutor"]
 
 log = logging.getLogger("agentkit.dask")
 
+_SUBMIT_OPTIONS = frozenset({"workers", "resources", "allow_other_workers", "priority"})
 _SCHEMES = {"dask": "tcp", "tcp": "tcp", "dask+tls": "tls", "tls": "tls"}
 
 
@@ -92,6 +93,9 @@ class DaskExecutor:
         connect_timeout: seconds to wait for the scheduler when connecting.
         plugin: an :class:`AgentkitWorkerPlugin` to register on the cluster at start (for
             example to name a plugin folder present on every worker).
+        submit_options: extra ``Client.submit`` options for every stage, e.g.
+            ``{"resources": {"GPU": 1}}`` or ``{"workers": [...]}`` to pin stages to some
+            workers (``workers``, ``resources``, ``allow_other_workers``, ``priority``).
     """
 
     def __init__(
@@ -103,6 +107,7 @@ class DaskExecutor:
         retries: int = 0,
         connect_timeout: float = 30.0,
         plugin: AgentkitWorkerPlugin | None = None,
+        submit_options: dict[str, Any] | None = None,
     ) -> None:
         if (client is None) == (address is None):
             raise ConfigurationError(
@@ -123,6 +128,13 @@ class DaskExecutor:
         self._retries = retries
         self._connect_timeout = connect_timeout
         self._plugin = plugin
+        options = dict(submit_options or {})
+        unknown = set(options) - _SUBMIT_OPTIONS
+        if unknown:
+            raise ConfigurationError(
+                f"submit_options may set {sorted(_SUBMIT_OPTIONS)}, not {sorted(unknown)}"
+            )
+        self._submit_options = options
         self._rt: ExecutorRuntime | None = None
         self._topic = f"agentkit-events-{uuid.uuid4().hex}"
         self._routes: dict[str, _Route] = {}
@@ -214,7 +226,13 @@ class DaskExecutor:
         self._routes[token] = route
         try:
             future = self.client.submit(
-                run_stage_task, job, call, key=key, pure=False, retries=self._retries or None
+                run_stage_task,
+                job,
+                call,
+                key=key,
+                pure=False,
+                retries=self._retries or None,
+                **self._submit_options,
             )
             try:
                 reply: WorkerReply = await future

@@ -207,3 +207,51 @@ def test_from_url_rejects_what_is_not_a_scheduler_url() -> None:
         DaskExecutor()
     ex = DaskExecutor.from_url("dask+tls://127.0.0.1:9999")
     assert "tls://127.0.0.1:9999" in repr(ex)
+
+
+class NoopV2(SubAgent):
+    """The supervisor has version 2 of dt_noop; the workers have version 1."""
+
+    name = "dt_noop"
+    version = "2"
+
+    async def run(self, ctx: AgentContext) -> int:
+        return 2
+
+
+async def test_version_mismatch_between_supervisor_and_worker_is_named(
+    dask_client: Client, tmp_path: Path
+) -> None:
+    async with Supervisor(
+        [NoopV2],
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=SIGNING_KEY,
+        executor=DaskExecutor(dask_client),
+    ) as s:
+        result = await asyncio.wait_for(s.run("hank", ["dt_noop"]), timeout=30)
+    err = result.stages["dt_noop"].error
+    assert err is not None and err.type.endswith(AgentNotOnWorkerError.__name__)
+    assert "version '1'" in err.message and "version '2'" in err.message
+
+
+async def test_events_arrive_batched_with_the_result_when_live_events_are_off(
+    dask_client: Client, tmp_path: Path
+) -> None:
+    async with Supervisor(
+        registry(),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=SIGNING_KEY,
+        executor=DaskExecutor(dask_client, live_events=False),
+    ) as s:
+        handle = await s.submit("ivy", ["dt_echo"], input=1)
+        events, result = await asyncio.wait_for(
+            asyncio.gather(_collect(handle), handle.result()), timeout=30
+        )
+    assert result.status is RunStatus.SUCCEEDED
+    assert [e.data["step"] for e in events if e.kind == "progress"] == [0, 1, 2]
+    assert {e.data["user"] for e in events if e.kind == "progress"} == {"ivy"}
+
+
+def test_submit_options_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="submit_options"):
+        DaskExecutor(address="tcp://127.0.0.1:1", submit_options={"key": "x"})
