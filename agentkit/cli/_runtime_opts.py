@@ -1,0 +1,211 @@
+"""Options and helpers shared by the ``agents``, ``run`` and ``runs`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from agentkit.errors import AgentkitError, ConfigurationError
+from agentkit.registry import AgentRegistry
+
+__all__ = [
+    "DEFAULT_AGENTS_PATH",
+    "DEFAULT_STORE",
+    "KEY_ENV",
+    "STORE_ENV",
+    "add_agents_option",
+    "add_store_options",
+    "format_table",
+    "guarded",
+    "load_registry",
+    "signing_key",
+    "sqlite_path",
+    "to_json",
+]
+
+DEFAULT_AGENTS_PATH = "agents"
+DEFAULT_STORE = "sqlite:///var/agentkit.db"
+KEY_ENV = "AGENTKIT_SIGNING_KEY"
+STORE_ENV = "AGENTKIT_STORE"
+
+
+def add_agents_option(parser: argparse.ArgumentParser) -> None:
+    """``--agents-path`` and ``--no-entry-points``."""
+    parser.add_argument(
+        "--agents-path",
+        default=None,
+        metavar="DIR",
+        help=f"plugin folder of agents (default: ./{DEFAULT_AGENTS_PATH} if it exists)",
+    )
+    parser.add_argument(
+        "--no-entry-points",
+        action="store_true",
+        help="do not load agents advertised under the 'agentkit.agents' entry point group",
+    )
+
+
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """``--store`` and ``--key-file``."""
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help=f"store URL (default: ${STORE_ENV} or {DEFAULT_STORE})",
+    )
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"signing key file (hex) used without ${KEY_ENV}; "
+        "default: the .key file beside a SQLite database",
+    )
+
+
+def store_url(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> str:
+    """The store URL from ``--store``, the environment, or the default."""
+    url: str = args.store or env.get(STORE_ENV) or DEFAULT_STORE
+    return url
+
+
+def load_registry(args: argparse.Namespace) -> AgentRegistry:
+    """The registry of agents from ``--agents-path`` (or ``./agents``) and entry points.
+
+    Raises:
+        PluginLoadError: an explicitly given folder is missing or a plugin fails to import.
+        DuplicateAgentError: two plugins use one name.
+    """
+    registry = AgentRegistry()
+    path = args.agents_path
+    if path is not None or Path(DEFAULT_AGENTS_PATH).is_dir():
+        registry.load_path(path or DEFAULT_AGENTS_PATH)
+    if not args.no_entry_points:
+        registry.load_entry_points()
+    return registry
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///…`` URL; ``None`` for other stores or ``:memory:``."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or len(parts.path) < 2:
+        return None
+    path = unquote(parts.path[1:])
+    return None if path == ":memory:" else Path(path)
+
+
+def signing_key(
+    url: str,
+    key_file: Path | None,
+    *,
+    create: bool,
+    env: Mapping[str, str] = os.environ,
+) -> bytes:
+    """The signing key: ``$AGENTKIT_SIGNING_KEY`` (hex), else a key file.
+
+    The key file is ``key_file`` or, for a SQLite store, the ``.key`` file beside the
+    database (what ``examples/supervisor.py`` writes). With ``create`` a missing file is
+    created with a random key (mode 0600).
+
+    Raises:
+        ConfigurationError: the key is not valid hex of at least 16 bytes, or no key is
+            available and ``create`` is false.
+    """
+    value = env.get(KEY_ENV)
+    if value:
+        return _parse_key(value, f"${KEY_ENV}")
+    if key_file is None:
+        db = sqlite_path(url)
+        if db is None:
+            raise ConfigurationError(
+                f"no signing key: set {KEY_ENV} to the hex key the runs were written with, "
+                "or pass --key-file"
+            )
+        key_file = db.with_suffix(".key")
+    if key_file.exists():
+        return _parse_key(key_file.read_text(), f"key file {str(key_file)!r}")
+    if not create:
+        raise ConfigurationError(
+            f"no signing key: {str(key_file)!r} does not exist; set {KEY_ENV} or pass --key-file"
+        )
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+def _parse_key(text: str, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ConfigurationError(f"{where} must be a hex string (e.g. 64 hex digits)") from None
+    if len(key) < 16:
+        raise ConfigurationError(f"{where} must hold at least 16 bytes (32 hex digits)")
+    return key
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Rows as aligned plain text under a header and a rule."""
+    cells = [[str(c) for c in headers]] + [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value)) or "-"
+    return str(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    return repr(value)
+
+
+def to_json(value: Any) -> str:
+    """Clean values as indented JSON text (datetimes ISO, bytes summarised)."""
+    return json.dumps(value, indent=2, default=_json_default, ensure_ascii=False)
+
+
+def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a subcommand: typed agentkit errors become one line on stderr and exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        err: TextIO = sys.stderr
+        try:
+            return func(args)
+        except AgentkitError as exc:
+            err.write(f"agentkit: error: {exc} ({type(exc).__name__})\n")
+            return 2
+
+    run.__name__ = getattr(func, "__name__", "run")
+    run.__doc__ = func.__doc__
+    return run
