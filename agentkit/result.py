@@ -46,12 +46,21 @@ def _qualname(tp: type) -> str:
     return f"{module}.{getattr(tp, '__qualname__', tp.__name__)}"
 
 
+def _redact(text: str) -> str:
+    # error text is stored like any output: credentials inside URLs must not survive
+    from agentkit.sanitizer.redact import SecretMatcher
+
+    return SecretMatcher.redact_url_credentials(text) or text
+
+
 def _safe_str(exc: BaseException) -> str:
     try:
         text = str(exc)
     except Exception:  # a hostile __str__ must not break error reporting
         text = f"<unprintable {_qualname(type(exc))}>"
-    return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + "…"
+    if len(text) > _MAX_MESSAGE_CHARS:
+        text = text[:_MAX_MESSAGE_CHARS] + "…"
+    return _redact(text)
 
 
 def _traceback_text(exc: BaseException) -> str:
@@ -61,7 +70,7 @@ def _traceback_text(exc: BaseException) -> str:
         text = f"{_qualname(type(exc))}: {_safe_str(exc)}\n"
     if len(text) > _MAX_TRACEBACK_CHARS:  # keep the innermost frames: they say where it broke
         text = "…\n" + text[-_MAX_TRACEBACK_CHARS:]
-    return text
+    return _redact(text)
 
 
 class ErrorInfo(BaseModel):
@@ -177,6 +186,24 @@ class SerializableAgentResult(BaseModel):
     # (output object, its pickle) as made by sanitize_pickled; the codec reuses the bytes
     # while ``output`` is still that very object.
     _output_pickle: tuple[Any, bytes] | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        # the private pickle cache is not part of a result's value
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # pickling a result (e.g. across processes) must not carry the output twice
+        state = super().__getstate__()
+        private = state.get("__pydantic_private__")
+        if private and private.get("_output_pickle") is not None:
+            state = {**state, "__pydantic_private__": {**private, "_output_pickle": None}}
+        return state
 
     # --- the hook -----------------------------------------------------------------------
 

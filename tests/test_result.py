@@ -297,3 +297,23 @@ def test_decode_result_refuses_plain_values_and_vice_versa() -> None:
         codec.decode_result(codec.encode({"a": 1}))
     assert codec.encode(full_result()) != b""  # encode() of a result delegates
     assert codec.inspect(codec.encode(full_result())).is_result
+
+
+def test_error_text_has_url_credentials_redacted() -> None:
+    try:
+        raise ConnectionError("cannot reach redis://app:hunter2@cache:6379/0")
+    except ConnectionError as exc:
+        res = SerializableAgentResult.from_raw(exc, **IDS)
+    assert res.error is not None
+    assert "hunter2" not in res.error.message and "hunter2" not in res.error.traceback
+    assert "redis://app:***@cache" in res.error.message
+
+
+def test_pickling_a_result_does_not_carry_the_output_twice() -> None:
+    import pickle
+
+    res = SerializableAgentResult.from_raw(sample_output(), **IDS)
+    assert res._output_pickle_bytes() is not None
+    back = pickle.loads(pickle.dumps(res))
+    assert back == res and back._output_pickle_bytes() is None
+    assert res._output_pickle_bytes() is not None
