@@ -151,6 +151,9 @@ async def _processing(client: Client) -> int:
 async def test_cancel_cancels_the_dask_future_and_stops_the_agent(
     sup: Supervisor, dask_client: Client
 ) -> None:
+    def _executing(dask_worker: Any) -> int:  # nested: shipped by value to the workers
+        return len(dask_worker.state.executing)
+
     handle = await sup.submit("erin", ["dt_sleepy"], input={"seconds": 30})
     async for ev in handle.events():
         if ev.kind == "progress":  # the agent is running on a worker now
@@ -159,11 +162,17 @@ async def test_cancel_cancels_the_dask_future_and_stops_the_agent(
     await asyncio.wait_for(handle.cancel(), timeout=10)
     result = await asyncio.wait_for(handle.result(), timeout=10)
     assert result.status is RunStatus.CANCELLED
+    # The scheduler forgets the task, and the worker really stops the agent (it would
+    # otherwise sleep 30 s more): no worker thread is executing anything within seconds.
     for _ in range(100):
-        if await _processing(dask_client) == 0:
+        if (
+            await _processing(dask_client) == 0
+            and sum((await dask_client.run(_executing)).values()) == 0
+        ):
             break
         await asyncio.sleep(0.05)
     assert await _processing(dask_client) == 0
+    assert sum((await dask_client.run(_executing)).values()) == 0
 
 
 async def test_run_deadline_times_out_a_remote_stage(dask_client: Client, tmp_path: Path) -> None:
