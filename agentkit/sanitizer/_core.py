@@ -11,12 +11,7 @@ from agentkit.errors import ConfigurationError
 from agentkit.report import SanitizeReport
 from agentkit.sanitizer import _safe
 from agentkit.sanitizer._config import Config, Handler, UnknownPolicy
-from agentkit.sanitizer._fast import (
-    FAST_INSTANCE_TYPES,
-    NATIVE_TYPES,
-    FastEncoder,
-    as_protocol_5,
-)
+from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES, NATIVE_TYPES, FastEncoder
 from agentkit.sanitizer._walk import Walker
 from agentkit.sanitizer.redact import DEFAULT_SECRET_KEYS
 
@@ -154,7 +149,7 @@ class ObjectSanitizer:
         if self._fast is not None:
             data = self._fast.encode(obj, self._cfg.fast_limit)
             if data is not None and not self._needs_redaction(obj, data):
-                return obj, report, as_protocol_5(data)
+                return obj, report, self._fast.finish(data)
         clean = self._walk(obj, report)
         return clean, report, self._pickle_clean(clean, obj, report)
 
@@ -167,7 +162,7 @@ class ObjectSanitizer:
         if self._fast is not None:
             data = self._fast.encode(clean, 1 << 62)
             if data is not None:
-                return as_protocol_5(data)
+                return self._fast.finish(data)
         with contextlib.suppress(Exception):
             return pickle.dumps(clean, protocol=5)
         # keep_picklable objects that pickle differently the second time, or a stack too

@@ -6,7 +6,8 @@ override lets the few other clean types through (datetime, date, time, timedelta
 UUID, Decimal) and raises for anything else, so a clean structure is validated and pickled
 in a single C-level pass and any other value falls back to the walk.
 
-* ``fast`` mode (no memo) makes cycles raise instead of being encoded.
+* ``fast`` mode (no memo) makes cycles raise instead of being encoded; a prologue seeds the
+  memo with the few classes clean values reduce to, so they cost a memo reference each.
 * Protocol 4 has no bytearray opcode, so a bytearray reaches the override and is rejected;
   the header is then stamped as protocol 5 (the opcode streams are identical otherwise).
 * Output goes to a sink that raises once a byte limit is crossed, so an oversized value
@@ -15,14 +16,15 @@ in a single C-level pass and any other value falls back to the walk.
 
 from __future__ import annotations
 
+import io
 import pickle
 import uuid
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["FAST_INSTANCE_TYPES", "NATIVE_TYPES", "FastEncoder", "as_protocol_5"]
+__all__ = ["FAST_INSTANCE_TYPES", "NATIVE_TYPES", "FastEncoder"]
 
 #: non-container clean types whose own reduction is trusted
 FAST_INSTANCE_TYPES: tuple[type, ...] = (
@@ -80,6 +82,22 @@ class _Sink:
         return n
 
 
+def _prologue(seeds: tuple[Any, ...]) -> tuple[bytes, dict[int, tuple[int, Any]]]:
+    """Pickle ops that put ``seeds`` into the unpickler's memo, and the matching memo.
+
+    Fast mode never adds to the memo but still reads it, so seeding the classes the allowed
+    types reduce to (and ``timezone.utc``) makes each of them a two-byte memo reference
+    instead of a full global lookup per occurrence.
+    """
+    buf = io.BytesIO()
+    p = pickle.Pickler(buf, 4)
+    p.dump(seeds)
+    memo = p.memo.copy()
+    data = buf.getvalue()
+    # drop PROTO, and turn the final STOP into POP (same length, so the frame stays valid)
+    return data[2:-1] + pickle.POP, memo
+
+
 class FastEncoder:
     """A native validator-encoder for one allow-list of instance types.
 
@@ -88,7 +106,7 @@ class FastEncoder:
             :data:`FAST_INSTANCE_TYPES`).
     """
 
-    __slots__ = ("_pickler",)
+    __slots__ = ("_memo", "_pickler", "_prologue")
 
     def __init__(self, instance_types: Iterable[type] = FAST_INSTANCE_TYPES) -> None:
         allowed = tuple(instance_types)
@@ -109,15 +127,20 @@ class FastEncoder:
                     return _UUID, (None, None, None, None, _UUID_INT(obj))
                 raise reject
 
+        seeds: tuple[Any, ...] = allowed
+        if timezone in allowed:
+            seeds = (*allowed, UTC)
+        self._prologue, self._memo = _prologue(seeds)
         self._pickler = _Pickler
 
     def encode(self, obj: Any, limit: int) -> bytes | None:
-        """Pickle bytes of ``obj`` if it is entirely clean and fits ``limit``, else None.
+        """The body of a pickle of ``obj`` if it is entirely clean, acyclic and fits ``limit``.
 
-        The bytes carry a protocol-4 header; :func:`as_protocol_5` restamps them.
+        Returns None otherwise. Pass the body to :meth:`finish` for loadable bytes.
         """
         sink = _Sink(limit)
         p = self._pickler(sink, 4)
+        p.memo = self._memo
         p.fast = True
         try:
             p.dump(obj)
@@ -126,7 +149,6 @@ class FastEncoder:
         chunks = sink.chunks
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-
-def as_protocol_5(data: bytes) -> bytes:
-    """Restamp a protocol-4 stream without bytearrays as protocol 5 (same opcodes)."""
-    return b"".join((b"\x80\x05", memoryview(data)[2:]))
+    def finish(self, body: bytes) -> bytes:
+        """Protocol-5 pickle bytes: header, the memo prologue, then the body's opcodes."""
+        return b"".join((b"\x80\x05", self._prologue, memoryview(body)[2:]))

@@ -27,6 +27,7 @@ DEFAULT_SECRET_KEYS: tuple[str, ...] = (
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 # scheme://user:password@  (user may be empty: redis://:password@host)
 _URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/?#]*):([^\s@/?#]+)@")
+_NON_ALNUM_BYTES = bytes(b for b in range(256) if not (48 <= b <= 57 or 97 <= b <= 122))
 _URL_CREDENTIALS_BYTES = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/?#]*:[^\s@/?#]+@")
 
 
@@ -44,20 +45,13 @@ class SecretMatcher:
 
     __slots__ = ("_cache", "_fragments", "_scan")
 
+    _scan: tuple[bytes, ...]
+
     def __init__(self, keys: Iterable[str] = DEFAULT_SECRET_KEYS) -> None:
         fragments = tuple(sorted({normalise_key(k) for k in keys if normalise_key(k)}))
         self._fragments = fragments
         self._cache: dict[str, bool] = {}
-        # Over-approximating scan of raw (pickled, UTF-8) bytes: each fragment with any run of
-        # non-alphanumeric bytes allowed between its characters, so every key that normalises
-        # to contain a fragment is found. A hit only means "look closer".
-        if fragments:
-            alts = b"|".join(
-                rb"[\W_]*".join(re.escape(bytes([c])) for c in f.encode()) for f in fragments
-            )
-            self._scan: re.Pattern[bytes] | None = re.compile(b"(?i)(?:" + alts + b")")
-        else:
-            self._scan = None
+        self._scan = tuple(f.encode() for f in fragments)
 
     @property
     def fragments(self) -> tuple[str, ...]:
@@ -76,8 +70,20 @@ class SecretMatcher:
         return hit
 
     def might_contain_secret_key(self, data: bytes) -> bool:
-        """Cheap native over-approximation: could any string in ``data`` be a secret key?"""
-        return self._scan is not None and self._scan.search(data) is not None
+        """Cheap native over-approximation: could any string in ``data`` be a secret key?
+
+        ``data`` is UTF-8 text or a pickle of it. Like :func:`normalise_key`, this lower-cases
+        and drops every byte that is not an ASCII letter or digit (gluing neighbouring strings
+        together only adds false hits), then looks for each fragment. The two non-ASCII
+        characters whose lower case is ASCII are mapped first.
+        """
+        if not self._scan:
+            return False
+        low = data.lower()
+        if b"\xe2\x84\xaa" in low or b"\xc4\xb0" in low:
+            low = low.replace(b"\xe2\x84\xaa", b"k").replace(b"\xc4\xb0", b"i")
+        flat = low.translate(None, _NON_ALNUM_BYTES)
+        return any(f in flat for f in self._scan)
 
     @staticmethod
     def might_contain_url_credentials(data: bytes) -> bool:
