@@ -289,6 +289,8 @@ class SerializableAgentResult(BaseModel):
         except Exception as exc:  # the sanitizer promises not to raise; never trust it blindly
             error = ErrorInfo.from_exception(exc, note="the sanitizer raised")
             return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None)
+        if _keeps_live_objects(san):
+            pickled = None  # may hold any picklable object: let the codec decide how to pickle
         return cls._build(meta, status, clean, None, _summary(report), pickled)
 
     @classmethod
@@ -460,6 +462,11 @@ def _extra_fields(cls: type[SerializableAgentResult]) -> tuple[str, ...]:
         extra = tuple(n for n in cls.model_fields if n not in _BASE_FIELDS)
         _extra_cache[cls] = extra
     return extra
+
+
+def _keeps_live_objects(sanitizer: Any) -> bool:
+    config = getattr(sanitizer, "config", None)
+    return bool(getattr(config, "keep_picklable", False))
 
 
 def _summary(report: SanitizeReport) -> ReportSummary:

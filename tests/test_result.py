@@ -41,6 +41,18 @@ class Point:
     y: float
 
 
+class Box:
+    """An unknown (non-dataclass, non-model) picklable class."""
+
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Box) and other.v == self.v
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def sample_output() -> dict[str, Any]:
     return {
         "recommendations": [
@@ -317,3 +329,22 @@ def test_pickling_a_result_does_not_carry_the_output_twice() -> None:
     back = pickle.loads(pickle.dumps(res))
     assert back == res and back._output_pickle_bytes() is None
     assert res._output_pickle_bytes() is not None
+
+
+def test_keep_picklable_outputs_need_a_full_pickle_codec() -> None:
+    keep = ObjectSanitizer(keep_picklable=True)
+    res = SerializableAgentResult.from_raw({"p": Box(1)}, **IDS, sanitizer=keep)
+    assert res.output == {"p": Box(1)}
+    assert res._output_pickle_bytes() is None
+    # a restricted codec cannot pickle the dataclass: it falls back to the lossy str layer
+    restricted = Codec([("k", KEY)])
+    blob = restricted.encode_result(res)
+    assert restricted.inspect(blob).layer == "str"
+    # a full-pickle codec keeps it, and reads it back
+    full = Codec([("k", KEY)], full_pickle=True)
+    blob = full.encode_result(res)
+    assert full.inspect(blob).layer == "pickle"
+    assert full.decode_result(blob).output == {"p": Box(1)}
+    # and a restricted reader refuses to load it, even with the right key
+    with pytest.raises(CorruptError, match="clean value domain"):
+        restricted.decode_result(blob)
