@@ -289,9 +289,9 @@ class SerializableAgentResult(BaseModel):
         except Exception as exc:  # the sanitizer promises not to raise; never trust it blindly
             error = ErrorInfo.from_exception(exc, note="the sanitizer raised")
             return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None)
-        if _keeps_live_objects(san):
-            pickled = None  # may hold any picklable object: let the codec decide how to pickle
-        return cls._build(meta, status, clean, None, _summary(report), pickled)
+        # a keep_picklable output may hold any picklable object: the codec decides how to pickle
+        reuse = None if _keeps_live_objects(san) else pickled
+        return cls._build(meta, status, clean, None, _summary(report), reuse)
 
     @classmethod
     def from_error(
