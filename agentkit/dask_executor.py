@@ -55,6 +55,7 @@ from agentkit.executor import (
     StageJob,
     StageOutcome,
     error_type_name,
+    layer_name,
 )
 from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus
@@ -253,6 +254,10 @@ class DaskExecutor:
                 f"the result of stage {job.agent!r} from Dask worker {reply.worker} did not "
                 "verify; the worker's signing key differs from the supervisor's"
             ) from exc
+        # The worker's telemetry is off; its clean and encode steps are counted here.
+        if result.report.total:
+            rt.telemetry.record_sanitizer(result.report.counts)
+        rt.telemetry.record_encoding(layer_name(reply.blob), len(reply.blob))
         return StageOutcome(result, reply.blob, reply.retryable, reply.error_type)
 
     # --- internals -----------------------------------------------------------------------
