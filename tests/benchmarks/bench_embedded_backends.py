@@ -117,15 +117,18 @@ def pct(values: list[float], q: float) -> float:
 async def bench_sqlite(args: argparse.Namespace, tmp: Path) -> None:
     for sync in ("NORMAL", "FULL"):
         async with SQLiteStore(tmp / f"bench-{sync}.db", synchronous=sync) as store:
-            commits0 = store.commits
+            commits0, wcpu0 = store.commits, store.writer_cpu_seconds
             elapsed, lat, cpu = await saves(store, args.records, args.tasks)
             commits = store.commits - commits0
+            wcpu = store.writer_cpu_seconds - wcpu0
             print(
                 f"SQLiteStore[{sync:6}] save_results: {args.records} records from "
                 f"{args.tasks} tasks in {elapsed:.2f}s = {args.records / elapsed:,.0f} records/s; "
                 f"{commits} commits (mean group {args.records / max(commits, 1):.0f}); "
                 f"latency p50 {pct(lat, 0.5):.0f} us, p99 {pct(lat, 0.99):.0f} us; "
-                f"CPU (all threads) {cpu / args.records * 1e6:.1f} us/record"
+                f"CPU {cpu / args.records * 1e6:.1f} us/record (writer thread "
+                f"{wcpu / args.records * 1e6:.1f}, "
+                f"event loop {(cpu - wcpu) / args.records * 1e6:.1f})"
             )
     async with SQLiteStore(tmp / "bench-engine.db") as store:
         n = args.records // 4

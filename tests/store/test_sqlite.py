@@ -99,7 +99,7 @@ async def test_queries_use_indexes(tmp_path: Path) -> None:
         "results by agent": "SELECT * FROM results WHERE user_id='u' AND agent='a' "
         "ORDER BY at DESC",
         "results by status": "SELECT * FROM results WHERE user_id='u' AND status='failed' "
-        "ORDER BY at DESC",
+        "AND status <> 'succeeded' ORDER BY at DESC",
         "results of run": "SELECT * FROM results WHERE run_id='r' AND user_id='u'",
         "recovery": "UPDATE runs SET status='interrupted' WHERE status IN ('queued','running')",
     }
