@@ -348,3 +348,26 @@ def test_keep_picklable_outputs_need_a_full_pickle_codec() -> None:
     # and a restricted reader refuses to load it, even with the right key
     with pytest.raises(CorruptError, match="clean value domain"):
         restricted.decode_result(blob)
+
+
+def test_from_raw_builds_the_same_model_as_validation() -> None:
+    res = SerializableAgentResult.from_raw(
+        {"a": 1}, **IDS, session_id="s", started_at=T0, finished_at=T0 + timedelta(seconds=1)
+    )
+    validated = SerializableAgentResult.model_validate(res.model_dump())
+    assert res == validated
+    assert list(res.__dict__) == list(SerializableAgentResult.model_fields)
+    assert res.model_fields_set == set(SerializableAgentResult.model_fields)
+    assert res.model_copy(update={"attempt": 2}).attempt == 2
+
+    class WithExtra(SerializableAgentResult):
+        tenant: str = "acme"
+
+    extra = WithExtra.from_raw({"a": 1}, **IDS)
+    assert extra.tenant == "acme" and extra.output == {"a": 1}
+    codec = Codec([("k", KEY)])
+    for layers in (("pickle",), ("json",)):
+        c = Codec([("k", KEY)], layers=layers)
+        back = c.decode_result(c.encode_result(extra), result_type=WithExtra)
+        assert back == extra
+    assert codec.decode_result(codec.encode_result(extra)).output == {"a": 1}

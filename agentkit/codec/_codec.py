@@ -13,11 +13,12 @@ from agentkit.codec import json_layer, pickle_layer, str_layer
 from agentkit.codec._common import NotEncodable
 from agentkit.codec.keyring import KeyInput, Keyring
 from agentkit.envelope import (
+    FORMAT_VERSION,
+    MAGIC,
     TAG_SIZE,
     EnvelopeFlags,
     Header,
     LayerTag,
-    encode_header,
     parse_header,
 )
 from agentkit.errors import (
@@ -43,6 +44,10 @@ LAYER_NAMES: Final[dict[str, LayerTag]] = {
 DEFAULT_LAYERS: Final = ("pickle", "json", "str")
 _UNSIGNED_PREFIX = b"agentkit/unsigned"
 _CTX_LEN = struct.Struct(">I")
+_FIXED = struct.Struct(">3sBBBB")  # magic, version, layer, flags, key id length
+_SIGNED = int(EnvelopeFlags.SIGNED)
+_RESULT = int(EnvelopeFlags.RESULT)
+_LOSSY = int(EnvelopeFlags.LOSSY)
 _RESULT_FORMAT = 1  # version of the result payload inside a layer
 
 
@@ -136,6 +141,8 @@ class Codec:
         pickle_types: Iterable[type] = (),
     ) -> None:
         self._keyring = Keyring.coerce(signing_keys)
+        self._sign_key = None if self._keyring is None else self._keyring.signing_key
+        self._kid = b"" if self._keyring is None else self._keyring.signing_key_id.encode("ascii")
         self._layers = _layer_tuple(layers, "layers")
         if not self._layers:
             raise ConfigurationError("a codec needs at least one layer, e.g. ('json', 'str')")
@@ -197,10 +204,10 @@ class Codec:
                     payload = pickle_layer.dumps(
                         value, full=self._full_pickle, extra=self._pickle_types
                     )
-                    return self._seal(tag, EnvelopeFlags.NONE, payload, ctx)
+                    return self._seal(tag, 0, payload, ctx)
                 if tag is LayerTag.JSON:
-                    return self._seal(tag, EnvelopeFlags.NONE, json_layer.dumps(value), ctx)
-                return self._seal(tag, EnvelopeFlags.LOSSY, str_layer.dumps(value), ctx)
+                    return self._seal(tag, 0, json_layer.dumps(value), ctx)
+                return self._seal(tag, _LOSSY, str_layer.dumps(value), ctx)
             except NotEncodable as exc:
                 reasons.append(f"{tag.name.lower()}: {exc}")
         raise EncodeError(
@@ -238,14 +245,14 @@ class Codec:
                     payload = pickle_layer.dumps(
                         (_RESULT_FORMAT, meta, out), extra=self._pickle_types
                     )
-                    flags = EnvelopeFlags.RESULT
+                    flags = _RESULT
                 elif tag is LayerTag.JSON:
                     payload = json_layer.dumps({"f": _RESULT_FORMAT, "m": meta, "o": result.output})
-                    flags = EnvelopeFlags.RESULT
+                    flags = _RESULT
                 else:
                     text = str_layer.to_text(result.output)
                     payload = json_layer.dumps({"f": _RESULT_FORMAT, "m": meta, "o": text})
-                    flags = EnvelopeFlags.RESULT | EnvelopeFlags.LOSSY
+                    flags = _RESULT | _LOSSY
                 return self._seal(tag, flags, payload, ctx)
             except NotEncodable as exc:
                 reasons.append(f"{tag.name.lower()}: {exc}")
@@ -254,22 +261,26 @@ class Codec:
             "'str' layer or build the result with from_raw so its output is clean"
         )
 
-    def _seal(self, tag: LayerTag, flags: EnvelopeFlags, payload: bytes, ctx: bytes) -> bytes:
-        keyring = self._keyring
-        if keyring is None:
-            header = encode_header(tag, flags, "", len(payload))
+    def _seal(self, tag: LayerTag, flags: int, payload: bytes, ctx: bytes) -> bytes:
+        # the layout of agentkit.envelope.encode_header, built from precomputed parts
+        key = self._sign_key
+        ctx_len = _CTX_LEN.pack(len(ctx))
+        if key is None:
+            header = b"".join(
+                (_FIXED.pack(MAGIC, FORMAT_VERSION, tag, flags, 0), _CTX_LEN.pack(len(payload)))
+            )
             mac = hashlib.sha256(
-                b"".join((_UNSIGNED_PREFIX, header, _CTX_LEN.pack(len(ctx)), ctx, payload))
+                b"".join((_UNSIGNED_PREFIX, header, ctx_len, ctx, payload))
             ).digest()
         else:
-            header = encode_header(
-                tag, flags | EnvelopeFlags.SIGNED, keyring.signing_key_id, len(payload)
+            header = b"".join(
+                (
+                    _FIXED.pack(MAGIC, FORMAT_VERSION, tag, flags | _SIGNED, len(self._kid)),
+                    self._kid,
+                    _CTX_LEN.pack(len(payload)),
+                )
             )
-            mac = hmac.digest(
-                keyring.signing_key,
-                b"".join((header, _CTX_LEN.pack(len(ctx)), ctx, payload)),
-                "sha256",
-            )
+            mac = hmac.digest(key, b"".join((header, ctx_len, ctx, payload)), "sha256")
         return b"".join((header, payload, mac))
 
     # --- decoding -----------------------------------------------------------------------
