@@ -525,7 +525,10 @@ class Walker:
         )
 
     def _out_of_budget(self, path: Path, t: type) -> None:
-        self._add(path, ReportKind.BUDGET, t, "total budget exhausted; remaining items cut")
+        self.exhausted = True
+        self._add(
+            path, ReportKind.BUDGET, t, "total node/byte budget exhausted; remaining items cut"
+        )
 
     def _seq_gen(
         self, items: Any, n: int, path: Path, t: type, make: type
@@ -534,13 +537,15 @@ class Walker:
         append = out.append
         limit = self.cfg.max_items
         maxs = self.cfg.max_str_len
+        maxn = self.cfg.max_nodes
+        maxb = self.cfg.max_total_bytes
         plain = _PLAIN
         i = -1
         for i, v in enumerate(items):
             if i >= limit:
                 self._truncated(path, t, n)
                 break
-            if self.exhausted:
+            if self.exhausted or self.nodes > maxn or self.nbytes > maxb:
                 self._out_of_budget(path, t)
                 break
             tv = type(v)
@@ -564,6 +569,8 @@ class Walker:
         out: dict[Any, Any] = {}
         limit = self.cfg.max_items
         maxs = self.cfg.max_str_len
+        maxn = self.cfg.max_nodes
+        maxb = self.cfg.max_total_bytes
         plain = _PLAIN
         cache = self.secret_cache
         matcher = self.cfg.matcher
@@ -572,7 +579,7 @@ class Walker:
             if i >= limit:
                 self._truncated(path, t, n)
                 break
-            if self.exhausted:
+            if self.exhausted or self.nodes > maxn or self.nbytes > maxb:
                 self._out_of_budget(path, t)
                 break
             if type(k) is str and len(k) <= 256 and "://" not in k:

@@ -10,6 +10,7 @@ Metadata is read only through C-level descriptors of known stdlib types (never t
 
 from __future__ import annotations
 
+import _io
 import asyncio
 import concurrent.futures
 import contextlib
@@ -327,6 +328,7 @@ def _table() -> list[tuple[type, str, Describer]]:
         (ssl.SSLObject, "ssl", _nothing),
         (selectors.BaseSelector, "selector", _nothing),
         (io.IOBase, "file", _file),
+        (_io._IOBase, "file", _file),
         (asyncio.AbstractEventLoop, "event_loop", _nothing),
         (asyncio.Task, "task", _task),
         (asyncio.Future, "future", _future),

@@ -1,0 +1,145 @@
+"""Acceptance 6: secret keys, pydantic secrets and URL credentials are redacted and reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+from agentkit.report import ReportKind
+from agentkit.sanitizer import REDACTED, ObjectSanitizer
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "PASSWORD",
+        "db_password",
+        "passwd",
+        "client_secret",
+        "token",
+        "access-token",
+        "api_key",
+        "API-Key",
+        "apikey",
+        "X-Api-Key",
+        "Authorization",
+        "cookie",
+        "Set-Cookie",
+        "credentials",
+        "private_key",
+        "privateKey",
+        "pass_word",
+        "TO\u212aEN",
+    ],
+)
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_secret_keys_are_redacted_on_both_paths(key: str, fast_path: bool) -> None:
+    obj = {"outer": [{key: "s3cr3t", "keep": "visible"}]}
+    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize(obj)
+    assert clean == {"outer": [{key: REDACTED, "keep": "visible"}]}
+    assert len(report.entries) == 1
+    entry = report.entries[0]
+    assert entry.kind is ReportKind.REDACTED and entry.type == "str"
+    assert "s3cr3t" not in repr(clean)
+
+
+def test_report_path_quotes_keys_that_are_not_identifiers() -> None:
+    _, report = ObjectSanitizer().sanitize({"a": [{"X-Api-Key": "k"}]})
+    assert report.paths == ['$.a[0]["X-Api-Key"]']
+
+
+def test_numbers_and_none_under_secret_keys_are_kept() -> None:
+    obj = {"input_tokens": 120, "token_cost": 0.5, "password": None, "has_secret": True}
+    clean, report = ObjectSanitizer().sanitize(obj)
+    assert clean == obj and report.total == 0
+
+
+def test_whole_subtree_under_a_secret_key_is_redacted() -> None:
+    clean, report = ObjectSanitizer().sanitize({"credentials": {"user": "u", "pw": "p"}})
+    assert clean == {"credentials": REDACTED}
+    assert report.entries[0].type == "dict"
+
+
+def test_configurable_secret_keys() -> None:
+    s = ObjectSanitizer(secret_keys=["ssn"])
+    clean, report = s.sanitize({"SSN": "123", "password": "kept"})
+    assert clean == {"SSN": REDACTED, "password": "kept"}
+    assert report.paths == ["$.SSN"]
+
+
+def test_pydantic_secrets() -> None:
+    class Login(BaseModel):
+        user: str
+        password: SecretStr
+        blob: SecretBytes
+
+    obj = {
+        "login": Login(user="u", password=SecretStr("pw"), blob=SecretBytes(b"b")),
+        "raw": SecretStr("x"),
+    }
+    clean, report = ObjectSanitizer().sanitize(obj)
+    assert clean == {
+        "login": {"user": "u", "password": REDACTED, "blob": REDACTED},
+        "raw": REDACTED,
+    }
+    assert sorted(report.paths) == ["$.login.blob", "$.login.password", "$.raw"]
+    assert set(report.counts) == {"redacted"}
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://user:pass@host:6379/0", "redis://user:***@host:6379/0"),
+        ("redis://:pass@host", "redis://:***@host"),
+        ("https://alice:s3cr3t@example.com/x?y=1", "https://alice:***@example.com/x?y=1"),
+        (
+            "postgresql://postgres:pw@127.0.0.1:5432/test",
+            "postgresql://postgres:***@127.0.0.1:5432/test",
+        ),
+        ("see redis://u:p@h and amqp://v:q@i", "see redis://u:***@h and amqp://v:***@i"),
+    ],
+)
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_url_credentials(url: str, expected: str, fast_path: bool) -> None:
+    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize({"dsn": [url]})
+    assert clean == {"dsn": [expected]}
+    assert report.paths == ["$.dsn[0]"] and report.entries[0].kind is ReportKind.REDACTED
+
+
+@pytest.mark.parametrize(
+    "text", ["https://example.com/a", "ssh://git@github.com/x", "not a url: a:b@c", "a://b"]
+)
+def test_urls_without_passwords_are_untouched(text: str) -> None:
+    clean, report = ObjectSanitizer().sanitize([text])
+    assert clean == [text] and report.total == 0
+
+
+def test_redaction_reaches_object_attributes_and_dataclass_fields() -> None:
+    @dataclasses.dataclass
+    class Conf:
+        api_key: str
+        url: str
+
+    class Client:
+        def __init__(self) -> None:
+            self.token = "t"
+            self.name = "c"
+
+    clean, report = ObjectSanitizer().sanitize(
+        {"conf": Conf("k", "redis://a:b@h"), "client": Client()}
+    )
+    assert clean["conf"] == {"api_key": REDACTED, "url": "redis://a:***@h"}
+    assert clean["client"]["attributes"] == {"token": REDACTED, "name": "c"}
+    assert "$.client.token" in report.paths
+
+
+def test_redacted_values_never_reach_the_pickle() -> None:
+    obj: dict[str, Any] = {"password": "hunter2", "dsn": "redis://u:hunter3@h"}
+    _, _, blob = ObjectSanitizer().sanitize_pickled(obj)
+    assert b"hunter2" not in blob and b"hunter3" not in blob
+    assert pickle.loads(blob) == {"password": REDACTED, "dsn": "redis://u:***@h"}
