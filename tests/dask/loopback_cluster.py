@@ -45,7 +45,7 @@ class LoopbackCluster:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def start_scheduler(self) -> str:
+    def start_scheduler(self, *, env: Mapping[str, str] | None = None) -> str:
         sched_file = self.workdir / "scheduler.json"
         sched_file.unlink(missing_ok=True)
         self.scheduler = self._spawn(
@@ -62,7 +62,7 @@ class LoopbackCluster:
                 "--scheduler-file",
                 str(sched_file),
             ],
-            env={},
+            env=dict(env or {}),
         )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
