@@ -11,6 +11,8 @@ Usage::
     python examples/supervisor.py --users 100 --concurrency 16
     python examples/supervisor.py --cache redis://127.0.0.1:6379/0 \\
         --store postgresql://postgres@127.0.0.1:5432/test
+    python examples/supervisor.py --otlp-endpoint http://127.0.0.1:4318   # traces to Jaeger
+    python examples/supervisor.py --users 2 --console-traces             # spans on stderr
 
 The signing key comes from ``AGENTKIT_SIGNING_KEY`` (hex) or, without it, from a key file
 created beside the SQLite database, so stored records stay readable across runs (and by
@@ -36,6 +38,7 @@ from agentkit.limits import Limits
 from agentkit.registry import AgentRegistry
 from agentkit.run import RunResult
 from agentkit.supervisor import Supervisor
+from agentkit.telemetry import add_telemetry_options, telemetry_from_args
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "var" / "agentkit-example.db"
@@ -279,6 +282,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(default: beside the SQLite database)",
     )
     p.add_argument("--report", action="store_true", help="print the first user's report")
+    add_telemetry_options(p)
     args = p.parse_args(argv)
     if args.users < 1 or args.concurrency < 1:
         p.error("--users and --concurrency must be at least 1")
@@ -304,10 +308,16 @@ async def main_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     progress = Progress(len(users) * len(PIPELINE), len(users), err)
     started = time.perf_counter()
-    async with Supervisor(
-        agents=registry, cache=args.cache, store=args.store, signing_key=key, limits=limits
-    ) as sup:
-        results = await run_users(sup, users, progress)
+    with telemetry_from_args(args, service_name="agentkit-example") as telemetry:
+        async with Supervisor(
+            agents=registry,
+            cache=args.cache,
+            store=args.store,
+            signing_key=key,
+            limits=limits,
+            telemetry=telemetry,
+        ) as sup:
+            results = await run_users(sup, users, progress)
     elapsed = time.perf_counter() - started
     progress.close()
 

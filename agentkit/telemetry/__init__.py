@@ -4,6 +4,7 @@ The engine calls only :class:`Telemetry`; applications set up the SDK with :func
 (or bring their own providers). See ``docs/observability.md`` for every span and metric.
 """
 
+from agentkit.telemetry._cli import add_telemetry_options, telemetry_from_args
 from agentkit.telemetry._metrics import CIRCUIT_STATES, MetricNames
 from agentkit.telemetry._setup import TelemetryHandle, configure
 from agentkit.telemetry._spans import SpanHandle
@@ -16,5 +17,7 @@ __all__ = [
     "SpanHandle",
     "Telemetry",
     "TelemetryHandle",
+    "add_telemetry_options",
     "configure",
+    "telemetry_from_args",
 ]

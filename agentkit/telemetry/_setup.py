@@ -160,6 +160,19 @@ def _signal_endpoint(base: str, protocol: str, signal: str) -> str:
     return base if base.endswith(suffix) else base + suffix
 
 
+def _endpoint_for(
+    explicit: str | None, signal_env: str | None, base_env: str | None, proto: str, signal: str
+) -> str | None:
+    # Resolved here rather than by the exporter so that ``environ=`` is honoured.
+    if explicit is not None:
+        return _signal_endpoint(explicit, proto, signal)
+    if signal_env is not None:
+        return signal_env
+    if base_env is not None:
+        return _signal_endpoint(base_env, proto, signal)
+    return None
+
+
 def configure(
     service_name: str | None = None,
     otlp_endpoint: str | None = None,
@@ -201,7 +214,9 @@ def configure(
         metric_export_interval_s: OTLP metric export interval; defaults to
             ``OTEL_METRIC_EXPORT_INTERVAL`` (60 s).
         set_global: also install the providers as the process-wide global ones.
-        environ: the environment to read (defaults to ``os.environ``).
+        environ: the environment to read (defaults to ``os.environ``). Exporter details
+            such as ``OTEL_EXPORTER_OTLP_HEADERS``, timeouts and certificates are read by the
+            exporter from the process environment.
 
     Returns:
         A :class:`TelemetryHandle`; call ``shutdown()`` (or use ``with``) at exit.
@@ -252,19 +267,21 @@ def configure(
             common["headers"] = dict(headers)
         if otlp_traces:
             kwargs = dict(common)
-            if otlp_endpoint is not None:
-                kwargs["endpoint"] = _signal_endpoint(otlp_endpoint, proto, "traces")
+            url = _endpoint_for(otlp_endpoint, traces_endpoint, endpoint, proto, "traces")
+            if url is not None:
+                kwargs["endpoint"] = url
             processors.append(BatchSpanProcessor(span_cls(**kwargs)))
-            described.append(f"otlp traces {proto} {kwargs.get('endpoint', '(from env)')}")
+            described.append(f"otlp traces {proto} {kwargs.get('endpoint', '(default)')}")
         if otlp_metrics:
             kwargs = dict(common)
-            if otlp_endpoint is not None:
-                kwargs["endpoint"] = _signal_endpoint(otlp_endpoint, proto, "metrics")
+            url = _endpoint_for(otlp_endpoint, metrics_endpoint, endpoint, proto, "metrics")
+            if url is not None:
+                kwargs["endpoint"] = url
             interval = None if metric_export_interval_s is None else metric_export_interval_s * 1e3
             readers.append(
                 PeriodicExportingMetricReader(metric_cls(**kwargs), export_interval_millis=interval)
             )
-            described.append(f"otlp metrics {proto} {kwargs.get('endpoint', '(from env)')}")
+            described.append(f"otlp metrics {proto} {kwargs.get('endpoint', '(default)')}")
     if console is not False and not disabled:
         stream: IO[str] = sys.stderr if console is True else console
         processors.append(SimpleSpanProcessor(ConsoleSpanExporter(out=stream)))
