@@ -248,7 +248,7 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     assert proc.stdout is not None
     acked: list[str] = []
     deadline = time.monotonic() + 30
-    while len(acked) < 2000 and time.monotonic() < deadline:
+    while len(acked) < 500 and time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
@@ -256,7 +256,7 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    assert len(acked) >= 2000, "the child did not get far enough"
+    assert len(acked) >= 500, "the child did not get far enough"
     async with SQLiteStore(path) as store:
         runs = {r.run_id: r for r in await store.list_runs("u", limit=10_000)}
         for run_id in acked:
@@ -280,3 +280,37 @@ async def test_reads_of_many_users_interleave_with_writes(tmp_path: Path) -> Non
                 assert len(listed) == i + 1 and {r.user_id for r in listed} == {u}
 
         await asyncio.gather(*(user(f"user{n}") for n in range(40)))
+
+
+def test_writers_on_several_event_loops_share_one_store(tmp_path: Path) -> None:
+    """Futures of callers on different loops (threads) are each settled on their own loop."""
+    import threading
+
+    store = SQLiteStore(tmp_path / "s.db")
+    asyncio.run(store.start())
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        async def main() -> None:
+            await asyncio.gather(
+                *(store.save_results([make_result(f"u{n}", f"r{n}-{i}", "a")]) for i in range(300))
+            )
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+
+    async def check() -> None:
+        for n in range(4):
+            assert len(await store.list_results(f"u{n}", limit=1000)) == 300
+        await store.aclose()
+
+    asyncio.run(check())
