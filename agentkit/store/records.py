@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentkit.envelope import require_result_envelope
+from agentkit._envelope_check import check_result_envelope
 from agentkit.status import AgentStatus, RunStatus
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class ResultRecord(BaseModel):
         Raises:
             InvalidPayloadError: ``blob`` is not an agent-result envelope.
         """
-        require_result_envelope(blob)
+        check_result_envelope(blob)
         return cls(
             run_id=result.run_id,
             user_id=result.user_id,
