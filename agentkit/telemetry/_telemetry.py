@@ -242,6 +242,29 @@ class Telemetry:
         if span.is_recording():
             span.add_event(name, event_attributes(attributes, self.record_content))
 
+    # --- backends --------------------------------------------------------------------------
+
+    def bind_backends(self, cache: object, store: object) -> None:
+        """Report a cache's circuit breaker and a store's outbox depth as gauges.
+
+        Duck-typed: a cache with a ``breaker`` that has ``add_listener(fn(name, old, new))``
+        (``RedisCache``) reports ``agentkit.cache.circuit.state``; a store with an
+        ``on_depth`` hook left unset (``OutboxStore``) reports ``agentkit.store.outbox.depth``.
+        Anything else is left alone. Call once, when the Supervisor starts.
+        """
+        breaker = getattr(cache, "breaker", None)
+        add_listener = getattr(breaker, "add_listener", None)
+        if callable(add_listener):
+            add_listener(lambda name, old, new: self.set_circuit_state(name, new))
+            name, state = getattr(breaker, "name", None), getattr(breaker, "state", None)
+            if isinstance(name, str) and isinstance(state, str):
+                self.set_circuit_state(name, state)
+        if hasattr(store, "on_depth") and getattr(store, "on_depth", None) is None:
+            store.on_depth = self.set_outbox_depth
+            depth = getattr(store, "depth", None)
+            if isinstance(depth, int):
+                self.set_outbox_depth(depth)
+
     # --- metrics ---------------------------------------------------------------------------
 
     def record_agent(
@@ -361,6 +384,9 @@ class _NoopTelemetry(Telemetry):
         return NOOP_SCOPE
 
     def agent_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
+        return None
+
+    def bind_backends(self, cache: object, store: object) -> None:
         return None
 
     def record_agent(

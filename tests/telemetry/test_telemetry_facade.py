@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from conftest import Otel
@@ -394,3 +395,25 @@ def test_event_fields_under_secret_keys_are_redacted(otel: Otel, otel_content: O
         assert a["agentkit.event.token"] == "***"
         assert a["agentkit.event.n"] == 2
         assert "sk-live-123" not in str(a) and "98765" not in str(a)
+
+
+async def test_bind_backends_reports_breaker_and_outbox(otel: Otel, tmp_path: Path) -> None:
+    from agentkit.cache._breaker import CircuitBreaker
+    from agentkit.store.outbox import OutboxStore
+    from agentkit.store.sqlite import SQLiteStore
+
+    class WithBreaker:
+        def __init__(self) -> None:
+            self.breaker = CircuitBreaker(name="redis", failure_threshold=1, cooldown=60)
+
+    cache = WithBreaker()
+    store = OutboxStore(SQLiteStore(str(tmp_path / "s.db")), str(tmp_path / "outbox.db"))
+    otel.tel.bind_backends(cache, store)
+    circuit = {"agentkit.circuit.name": "redis"}
+    assert otel.value("agentkit.cache.circuit.state", **circuit) == 0
+    cache.breaker.record_failure()
+    assert otel.value("agentkit.cache.circuit.state", **circuit) == 2
+    assert store.on_depth is not None
+    store.on_depth(4)
+    assert otel.value("agentkit.store.outbox.depth") == 4
+    Telemetry.noop().bind_backends(cache, object())  # no-op, no error
