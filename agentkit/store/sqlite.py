@@ -189,7 +189,7 @@ class SQLiteStore(BaseStore):
 
     def _connect_reader(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            f"file:{Path(self.path).resolve()}?mode=ro",
+            f"{Path(self.path).resolve().as_uri()}?mode=ro",
             uri=True,
             isolation_level=None,
             check_same_thread=False,

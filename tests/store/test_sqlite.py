@@ -314,3 +314,10 @@ def test_writers_on_several_event_loops_share_one_store(tmp_path: Path) -> None:
         await store.aclose()
 
     asyncio.run(check())
+
+
+async def test_paths_with_uri_characters(tmp_path: Path) -> None:
+    path = tmp_path / "odd ?#% name" / "runs.db"
+    async with SQLiteStore(path) as store:
+        await store.save_run(make_run("u", "r1"))
+        assert [r.run_id for r in await store.list_runs("u")] == ["r1"]
