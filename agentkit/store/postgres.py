@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agentkit.errors import ConfigurationError, MissingDependencyError, StoreError
 from agentkit.status import AgentStatus, RunStatus
+from agentkit.store._pg_group import WriteGroup
 from agentkit.store._pg_schema import apply_migrations, quote_schema
 from agentkit.store.base import BaseStore
 from agentkit.store.records import ResultRecord, RunRecord, StoredRun
@@ -77,6 +78,7 @@ class PostgresStore(BaseStore):
         stale_after: seconds without heartbeat (and without update of the run) after which
             another store's runs count as abandoned and are marked ``interrupted``.
         recover_on_start: run :meth:`recover_interrupted` in :meth:`start`.
+        max_group: most records in one statement when concurrent saves are grouped.
     """
 
     url_schemes = ("postgresql", "postgres")
@@ -94,6 +96,7 @@ class PostgresStore(BaseStore):
         heartbeat_interval: float = 5.0,
         stale_after: float = 30.0,
         recover_on_start: bool = True,
+        max_group: int = 2000,
     ) -> None:
         super().__init__()
         if not isinstance(dsn, str) or urlsplit(dsn).scheme.lower() not in self.url_schemes:
@@ -112,6 +115,8 @@ class PostgresStore(BaseStore):
         ):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be positive seconds, got {value!r}")
+        if not isinstance(max_group, int) or max_group < 1:
+            raise ConfigurationError(f"max_group must be an int >= 1, got {max_group!r}")
         if stale_after < 2 * heartbeat_interval:
             raise ConfigurationError("stale_after must be at least 2 * heartbeat_interval")
         self._dsn = dsn
@@ -127,6 +132,12 @@ class PostgresStore(BaseStore):
         self._heartbeat: asyncio.Task[None] | None = None
         self._where = _describe(dsn)
         self.recovered = 0  #: runs marked interrupted by the last recovery
+        self._runs: WriteGroup[RunRecord] = WriteGroup(
+            self._write_runs, max_items=max_group, clone_error=_clone_error
+        )
+        self._results: WriteGroup[ResultRecord] = WriteGroup(
+            self._write_results, max_items=max_group, clone_error=_clone_error
+        )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
@@ -167,6 +178,11 @@ class PostgresStore(BaseStore):
         )
 
     async def _aclose(self) -> None:
+        for group in (self._runs, self._results):
+            try:
+                await asyncio.wait_for(group.wait_idle(), self.statement_timeout + 2.0)
+            except Exception:
+                _log.warning("pending writes did not finish before close", exc_info=True)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -242,10 +258,34 @@ class PostgresStore(BaseStore):
     # --- writes --------------------------------------------------------------------------
 
     async def _save_run(self, run: RunRecord) -> None:
+        await self._runs.submit([run])
+
+    async def _save_results(self, records: list[ResultRecord]) -> None:
+        await self._results.submit(records)
+
+    async def _write_runs(self, runs: list[RunRecord]) -> None:
+        latest: dict[str, RunRecord] = {}
+        for run in runs:  # one row per run per statement, merged as the upsert would
+            old = latest.get(run.run_id)
+            if old is None or (
+                old.user_id == run.user_id
+                and not (old.status.is_terminal and not run.status.is_terminal)
+            ):
+                latest[run.run_id] = run
+        rows = list(latest.values())
         sql = f"""
             INSERT INTO {self._s}.runs AS r (run_id, user_id, session_id, pipeline, status,
                 submitted_at, started_at, finished_at, error, owner, store_owner, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $12, now())
+            SELECT u.run_id, u.user_id, u.session_id,
+                   ARRAY(SELECT e FROM jsonb_array_elements_text(u.pipeline::jsonb)
+                         WITH ORDINALITY AS p(e, i) ORDER BY i),
+                   u.status, u.submitted_at, u.started_at, u.finished_at, u.error::jsonb,
+                   u.owner, $11, now()
+              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                          $6::timestamptz[], $7::timestamptz[], $8::timestamptz[],
+                          $9::text[], $10::text[])
+                   AS u(run_id, user_id, session_id, pipeline, status, submitted_at,
+                        started_at, finished_at, error, owner)
             ON CONFLICT (run_id) DO UPDATE SET
                 session_id = EXCLUDED.session_id, pipeline = EXCLUDED.pipeline,
                 status = EXCLUDED.status, submitted_at = EXCLUDED.submitted_at,
@@ -253,28 +293,39 @@ class PostgresStore(BaseStore):
                 error = EXCLUDED.error, owner = EXCLUDED.owner,
                 store_owner = EXCLUDED.store_owner, updated_at = now()
             WHERE r.user_id = EXCLUDED.user_id
-              AND NOT (r.status <> ALL($11::text[]) AND EXCLUDED.status = ANY($11::text[]))"""
+              AND NOT (r.status <> ALL($12::text[]) AND EXCLUDED.status = ANY($12::text[]))"""
         args = (
-            run.run_id,
-            run.user_id,
-            run.session_id,
-            list(run.pipeline),
-            run.status.value,
-            run.submitted_at,
-            run.started_at,
-            run.finished_at,
-            None if run.error is None else json.dumps(run.error, default=str),
-            run.owner,
-            _LIVE,
+            [r.run_id for r in rows],
+            [r.user_id for r in rows],
+            [r.session_id for r in rows],
+            [json.dumps(list(r.pipeline)) for r in rows],
+            [r.status.value for r in rows],
+            [r.submitted_at for r in rows],
+            [r.started_at for r in rows],
+            [r.finished_at for r in rows],
+            [None if r.error is None else json.dumps(r.error, default=str) for r in rows],
+            [r.owner for r in rows],
             self.owner,
+            _LIVE,
         )
         await self._run("save_run", lambda c: c.execute(sql, *args))
 
-    async def _save_results(self, records: list[ResultRecord]) -> None:
+    async def _write_results(self, records: list[ResultRecord]) -> None:
         latest: dict[tuple[str, str], ResultRecord] = {}
-        for rec in records:
-            latest[(rec.run_id, rec.agent)] = rec  # one row per key per statement
+        for rec in records:  # one row per key per statement; the last write wins
+            old = latest.get((rec.run_id, rec.agent))
+            if old is None or old.user_id == rec.user_id:
+                latest[(rec.run_id, rec.agent)] = rec
         rows = list(latest.values())
+        try:
+            await self._insert_results(rows, strict=False)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, self._asyncpg.exceptions.DataError):
+                raise
+            # an output the fast path let through is not valid JSON for jsonb: check each
+            await self._insert_results(rows, strict=True)
+
+    async def _insert_results(self, rows: list[ResultRecord], *, strict: bool) -> None:
         sql = f"""
             INSERT INTO {self._s}.results AS t (run_id, agent, user_id, agent_version,
                 session_id, status, started_at, finished_at, duration_s, ts, output,
@@ -305,7 +356,7 @@ class PostgresStore(BaseStore):
             [r.started_at for r in rows],
             [r.finished_at for r in rows],
             [r.duration_s for r in rows],
-            [_jsonb_text(r.output_json) for r in rows],
+            [_jsonb_text(r.output_json, strict=strict) for r in rows],
             [r.output_json for r in rows],
             [r.blob for r in rows],
         )
@@ -478,13 +529,14 @@ def _time_filters(
         where.append(f"{column} < ${len(args)}")
 
 
-def _jsonb_text(text: str) -> str | None:
+def _jsonb_text(text: str, *, strict: bool = False) -> str | None:
     """``text`` made acceptable to JSONB (which rejects NaN/Infinity and NUL characters).
 
     The exact text is kept in ``output_json``; the JSONB column is for querying only, so
     non-finite numbers become strings there and NULs are dropped. Unparseable text → NULL.
+    Without ``strict``, text that looks plain is passed as is (the database parses it).
     """
-    if "NaN" not in text and "Infinity" not in text and "\\u0000" not in text:
+    if not strict and "NaN" not in text and "Infinity" not in text and "\\u0000" not in text:
         return text
     try:
         value = json.loads(text, parse_constant=str)
@@ -503,6 +555,12 @@ def _jsonb_text(text: str) -> str | None:
         return v
 
     return json.dumps(fix(value), allow_nan=False)
+
+
+def _clone_error(exc: BaseException) -> BaseException:
+    clone = StoreError(str(exc))
+    clone.__cause__ = exc.__cause__
+    return clone
 
 
 def _split_schema(dsn: str) -> tuple[str, str | None]:

@@ -329,3 +329,40 @@ async def test_concurrent_saves_from_many_tasks(store: PostgresStore) -> None:
     await asyncio.gather(*(one(i) for i in range(120)))
     total = sum([len(await store.list_results(f"user{u}", limit=1000)) for u in range(7)])
     assert total == 360
+
+
+async def test_concurrent_saves_are_grouped_into_few_statements(store: PostgresStore) -> None:
+    recs = [result_rec(f"user{i % 9}", f"run{i}", "a") for i in range(300)]
+    runs = [run_rec(f"user{i % 9}", f"run{i}") for i in range(300)]
+    await asyncio.gather(*(store.save_run(r) for r in runs))
+    await asyncio.gather(*(store.save_results([r]) for r in recs))
+    assert store._results.items == 300 and store._runs.items == 300
+    assert store._results.statements < 60, store._results.statements
+    assert store._runs.statements < 60, store._runs.statements
+    for user in (f"user{u}" for u in range(9)):
+        assert len(await store.list_runs(user, limit=1000)) == len(range(int(user[4:]), 300, 9))
+
+
+async def test_invalid_output_json_is_stored_without_jsonb_and_spares_the_group(
+    store: PostgresStore, raw: asyncpg.Connection, schema: str
+) -> None:
+    bad = result_rec("u", "bad", "a", output="{not json")
+    good = [result_rec("u", f"good{i}", "a") for i in range(20)]
+    await asyncio.gather(store.save_results([bad]), *(store.save_results([g]) for g in good))
+    got = {r.run_id: r for r in await store.list_results("u", limit=100)}
+    assert got["bad"].output_json == "{not json" and len(got) == 21
+    assert (
+        await raw.fetchval(f"""SELECT output FROM "{schema}".results WHERE run_id='bad'""") is None
+    )
+
+
+async def test_a_cancelled_saver_does_not_break_the_group(store: PostgresStore) -> None:
+    tasks = [asyncio.create_task(store.save_results([result_rec("u", f"r{i}")])) for i in range(50)]
+    await asyncio.sleep(0)
+    tasks[10].cancel()
+    tasks[30].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert sum(isinstance(d, asyncio.CancelledError) for d in done) <= 2
+    assert all(d is None or isinstance(d, asyncio.CancelledError) for d in done)
+    stored = {r.run_id for r in await store.list_results("u", limit=100)}
+    assert stored >= {f"r{i}" for i in range(50)} - {"r10", "r30"}
