@@ -21,7 +21,7 @@ from agentkit.errors import ConfigurationError
 from agentkit.sanitizer import _safe, handlers
 from agentkit.sanitizer._paths import Path, format_path
 
-__all__ = ["PickleOffender", "PickleReport", "PickleValidator"]
+__all__ = ["PickleOffender", "PickleReport", "PickleValidator", "PicklerName"]
 
 PicklerName = Literal["pickle", "cloudpickle"]
 
