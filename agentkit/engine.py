@@ -9,6 +9,7 @@ and telemetry. Downstream stages see ``result.output`` — clean — in ``ctx.up
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -17,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-import anyio
 
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
@@ -79,6 +78,8 @@ class EngineRuntime:
     hasher: UserHasher
     owner: str
     stats: EngineStats = field(default_factory=EngineStats)
+    #: also write the run record when a run starts (not only when queued and when done)
+    record_running: bool = True
 
 
 def store_context(run_id: str, agent: str) -> bytes:
@@ -146,32 +147,38 @@ class UserExecutionEngine:
             queue_wait=queue_wait,
             parent=run.otel_parent,
         ) as wspan:
-            await self._save_run(run, RunStatus.RUNNING)
+            if rt.record_running:
+                await self._save_run(run, RunStatus.RUNNING)
             deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
-            with anyio.CancelScope() as scope:
-                run.scope = scope
-                if run.cancel_reason is not None:
-                    scope.cancel()
-                try:
+            task = asyncio.current_task()
+            assert task is not None
+            try:
+                if run.cancel_reason is None:
+                    run.task = task  # from here on, cancelling the run cancels this task
                     for level in run.plan.levels:
                         if len(level) == 1:
                             await self._stage(run, level[0], deadline)
                         else:
-                            async with anyio.create_task_group() as tg:
+                            async with asyncio.TaskGroup() as tg:
                                 for name in level:
-                                    tg.start_soon(self._stage, run, name, deadline)
-                except Exception as exc:  # a bug or a backend failure outside a stage
-                    log.exception("run %s failed inside the engine", run.run_id)
-                    run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
-            run.scope = None
-            with anyio.CancelScope(shield=True):
-                await self._finish(run)
+                                    tg.create_task(self._stage(run, name, deadline))
+            except asyncio.CancelledError:
+                run.task = None
+                if run.cancel_reason is None:  # not ours (event loop shutdown): record, re-raise
+                    run.cancel_reason = RunStatus.INTERRUPTED
+                    await self._finish(run)
+                    raise
+                task.uncancel()
+            except Exception as exc:  # a bug or a backend failure outside a stage
+                log.exception("run %s failed inside the engine", run.run_id)
+                run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
+            run.task = None
+            await self._finish(run)
             wspan.set_outcome(run.status, None if run.error is None else run.error["type"])
 
     async def finish_unstarted(self, run: RunState) -> None:
         """End a run that never started (cancelled or interrupted while queued)."""
-        with anyio.CancelScope(shield=True):
-            await self._finish(run)
+        await self._finish(run)
 
     async def _stage(self, run: RunState, name: str, deadline: float) -> None:
         rt = self._rt
@@ -217,11 +224,14 @@ class UserExecutionEngine:
                 session_id=run.session_id,
                 attempt=attempt,
             ) as span:
-                outcome: StageOutcome | None = None
-                with anyio.CancelScope(deadline=stage_deadline) as sc:
+                if stage_deadline == math.inf:
                     outcome = await rt.executor.run_stage(job, emit)
-                if outcome is None or sc.cancelled_caught:
-                    outcome = self._timeout_outcome(run, job, cls.retry_on, deadline, start)
+                else:
+                    try:
+                        async with asyncio.timeout_at(stage_deadline):
+                            outcome = await rt.executor.run_stage(job, emit)
+                    except TimeoutError:
+                        outcome = self._timeout_outcome(run, job, cls.retry_on, deadline, timeout)
                 result = outcome.result
                 duration = time.monotonic() - start
                 tel.record_agent(name, result.status, duration, outcome.error_type)
@@ -253,12 +263,11 @@ class UserExecutionEngine:
                     span.set_outcome(result.status, outcome.error_type)
                     results[name] = result
                     run.running.discard(name)
-                    # not shielded (a scope per stage costs): if the run is cancelled
-                    # meanwhile, _finish() persists what is still unsaved
+                    # if the run is cancelled meanwhile, _finish() persists what is unsaved
                     run.unsaved[name] = outcome.blob
                     await self._persist(run, name, result, outcome.blob)
             if retry_after is not None:
-                await anyio.sleep(retry_after)
+                await asyncio.sleep(retry_after)
                 continue
             if result.status is AgentStatus.SUCCEEDED:
                 run.events.push(
@@ -281,7 +290,7 @@ class UserExecutionEngine:
         job: StageJob,
         retry_on: tuple[type[BaseException], ...],
         deadline: float,
-        start: float,
+        timeout: float | None,
     ) -> StageOutcome:
         if time.monotonic() >= deadline - 1e-3:
             exc = AgentTimeoutError(
@@ -291,8 +300,8 @@ class UserExecutionEngine:
             retryable = False
         else:
             exc = AgentTimeoutError(
-                f"stage {job.agent!r} took longer than its timeout of "
-                f"{time.monotonic() - start:.3g} s; raise the agent's timeout or speed it up"
+                f"stage {job.agent!r} took longer than its timeout of {timeout} s; raise "
+                "the agent's timeout (or Limits.stage_timeout) or speed it up"
             )
             retryable = isinstance(exc, retry_on)
         result = self._error_result(run, job.agent, exc, AgentStatus.TIMED_OUT, job.attempt)
@@ -359,7 +368,7 @@ class UserExecutionEngine:
                 if timeout is None:
                     await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
                 else:
-                    with anyio.fail_after(timeout):
+                    async with asyncio.timeout(timeout):
                         await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
         except Exception as exc:
             rt.stats.cache_errors += 1
@@ -374,7 +383,7 @@ class UserExecutionEngine:
         try:
             with tel.step_span("agentkit.store.save") as span:
                 span.set(payload_bytes=len(blob))
-                await rt.store.save_results([ResultRecord.from_result(result, blob)])
+                await rt.store.save_results([_record(result, blob)])
         except Exception as exc:
             self._store_failed(run, exc)
         run.unsaved.pop(name, None)
@@ -471,6 +480,24 @@ class UserExecutionEngine:
         )
         if not run.done.done():
             run.done.set_result(run_result)
+
+
+def _record(result: SerializableAgentResult, blob: bytes) -> ResultRecord:
+    # ResultRecord.from_result() without re-validating fields the result already validated;
+    # the store checks the envelope on write
+    return ResultRecord.model_construct(
+        run_id=result.run_id,
+        user_id=result.user_id,
+        agent=result.agent,
+        agent_version=result.agent_version,
+        session_id=result.session_id,
+        status=result.status,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+        duration_s=result.duration_s,
+        output_json=result.output_json(),
+        blob=blob,
+    )
 
 
 def _error_dict(result: SerializableAgentResult) -> dict[str, Any]:

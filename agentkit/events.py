@@ -13,9 +13,9 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "AGENT_COMPLETED",
@@ -37,12 +37,11 @@ ENGINE_KINDS: Final = frozenset(
     {RUN_STARTED, AGENT_STARTED, AGENT_COMPLETED, AGENT_FAILED, RUN_COMPLETED}
 )
 
-_EMPTY: Mapping[str, Any] = {}
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
-class RunEvent:
-    """One event of one run.
+class RunEvent(NamedTuple):
+    """One event of one run (an immutable named tuple).
 
     Attributes:
         kind: ``run_started``, ``agent_started``, ``agent_completed``, ``agent_failed``,
@@ -61,7 +60,7 @@ class RunEvent:
     agent: str | None
     seq: int
     time: float
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = _EMPTY
 
     @property
     def timestamp(self) -> datetime:

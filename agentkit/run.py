@@ -17,8 +17,6 @@ from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus, RunStatus
 
 if TYPE_CHECKING:
-    import anyio
-
     from agentkit._dag import Plan
 
 __all__ = ["RunHandle", "RunResult", "RunState"]
@@ -90,13 +88,13 @@ class RunState:
         "results",
         "run_id",
         "running",
-        "scope",
         "session_id",
         "started_at",
         "started_mono",
         "status",
         "submitted_at",
         "submitted_mono",
+        "task",
         "unsaved",
         "user_id",
     )
@@ -129,7 +127,8 @@ class RunState:
         self.running: set[str] = set()
         #: stage results whose cache/store writes have not completed yet (blob by agent)
         self.unsaved: dict[str, bytes] = {}
-        self.scope: anyio.CancelScope | None = None
+        #: the task running the stages, while it does (cancelled to stop the run)
+        self.task: asyncio.Task[Any] | None = None
         self.cancel_reason: RunStatus | None = None
         self.status = RunStatus.QUEUED
         self.error: dict[str, Any] | None = None
@@ -142,8 +141,10 @@ class RunState:
         """Ask the run to stop; ``reason`` is CANCELLED or INTERRUPTED."""
         if self.cancel_reason is None:
             self.cancel_reason = reason
-        if self.scope is not None:
-            self.scope.cancel()
+        task = self.task
+        if task is not None:
+            self.task = None
+            task.cancel()
 
     def stage_status_on_cancel(self) -> AgentStatus:
         """Status for a stage that was running when the run was stopped."""

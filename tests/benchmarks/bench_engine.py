@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import math
 import resource
 import sys
 import tempfile
@@ -142,6 +143,39 @@ async def many_users(n_users: int, runs: int, db: Path) -> None:
         )
 
 
+def part1(args: argparse.Namespace, tmp: Path) -> None:
+    print(f"== part 1: {args.users} concurrent users x {args.runs} runs, 4 no-op stages")
+    stages = args.users * args.runs * 4
+    runs = args.users * args.runs
+    f = min(asyncio.run(floor(args.users, args.runs)) for _ in range(args.repeat))
+    for label, key in (("unsigned JSON codec", None), ("signed codec", KEY)):
+        best = math.inf
+        for i in range(args.repeat):
+            db = tmp / f"bench-{key is None}-{i}.db"
+            if args.profile and key is not None and i == 0:
+                import cProfile
+                import pstats
+
+                prof = cProfile.Profile()
+                prof.enable()
+            cpu0 = time.process_time()
+            e, sup = asyncio.run(engine(args.users, args.runs, db, key))
+            cpu = time.process_time() - cpu0
+            if args.profile and key is not None and i == 0:
+                prof.disable()
+                pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+            assert sup.stats.cache_errors == 0 and sup.stats.store_errors == 0
+            best = min(best, e)
+        print(
+            f"  {label:20s}: {runs / best:8,.0f} runs/s  {best / stages * 1e6:6.1f} us/stage  "
+            f"overhead {(best - f) / stages * 1e6:6.1f} us/stage over the floor "
+            f"(target <= 60); process CPU of the last round {cpu / stages * 1e6:.1f} us/stage"
+        )
+    print(
+        f"  {'floor (plain awaits)':20s}: {runs / f:8,.0f} runs/s  {f / stages * 1e6:6.1f} us/stage"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--users", type=int, default=200)
@@ -149,35 +183,13 @@ def main() -> None:
     p.add_argument("--many-users", type=int, default=10_000)
     p.add_argument("--many-runs", type=int, default=10)
     p.add_argument("--quick", action="store_true", help="skip part 2")
+    p.add_argument("--only-many", action="store_true", help="only part 2")
+    p.add_argument("--repeat", type=int, default=3, help="best of N (the machine may be busy)")
     p.add_argument("--profile", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"== part 1: {args.users} concurrent users x {args.runs} runs, 4 no-op stages")
-        stages = args.users * args.runs * 4
-        f = asyncio.run(floor(args.users, args.runs))
-        for label, key in (("unsigned JSON codec", None), ("signed codec", KEY)):
-            db = Path(tmp) / f"bench-{label[:3]}.db"
-            if args.profile and key is not None:
-                import cProfile
-                import pstats
-
-                prof = cProfile.Profile()
-                prof.enable()
-            e, sup = asyncio.run(engine(args.users, args.runs, db, key))
-            if args.profile and key is not None:
-                prof.disable()
-                pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-            runs = args.users * args.runs
-            print(
-                f"  {label:20s}: {runs / e:8,.0f} runs/s  {e / stages * 1e6:6.1f} us/stage  "
-                f"overhead {(e - f) / stages * 1e6:6.1f} us/stage over the floor "
-                f"(target <= 60); cache errors {sup.stats.cache_errors}, "
-                f"store errors {sup.stats.store_errors}"
-            )
-        print(
-            f"  {'floor (plain awaits)':20s}: {args.users * args.runs / f:8,.0f} runs/s  "
-            f"{f / stages * 1e6:6.1f} us/stage"
-        )
+        if not args.only_many:
+            part1(args, Path(tmp))
         if not args.quick:
             gc.collect()
             print(f"== part 2: {args.many_users} users x {args.many_runs} runs")
