@@ -12,8 +12,9 @@ group are written with multi-row ``VALUES`` statements: one ``sqlite3_step`` per
 rows instead of one per row. That matters beyond SQLite's own cost: the sqlite3 module releases
 the GIL around every step, and each re-acquisition competes with the busy event loop thread.
 
-If a group's transaction fails, the thread retries each operation in a transaction of its own,
-so one failing operation fails only its own caller.
+If a group's transaction fails because of one operation, the thread retries each operation in
+a transaction of its own, so one failing operation fails only its own caller; when the database
+itself fails (locked, full, read-only), the whole group fails at once.
 """
 
 from __future__ import annotations
@@ -269,7 +270,9 @@ class SQLiteWriter:
                     conn.execute("ROLLBACK")
                 raise
         except Exception as exc:
-            if retry_alone:
+            # A failure of the database itself (locked, busy, full, read-only, I/O) would fail every
+            # write alike: fail the group at once instead of waiting out each one alone.
+            if retry_alone and not _database_failure(exc):
                 for op in group:
                     self._commit(conn, [op], retry_alone=False)
                 return
@@ -319,6 +322,15 @@ class SQLiteWriter:
                 leftover.append(op)
         if leftover:
             self._deliver(leftover, [None], StoreError(f"{self.name} closed before this write"))
+
+
+# primary result codes that mean the database failed, not one statement
+_DATABASE_FAILURES = frozenset({5, 6, 7, 8, 10, 11, 13, 14, 15, 26})  # BUSY … NOTADB
+
+
+def _database_failure(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _DATABASE_FAILURES
 
 
 def _store_error(name: str, exc: BaseException) -> StoreError:

@@ -272,3 +272,26 @@ def test_bad_configuration(tmp_path: Path) -> None:
         Outbox(":memory:")
     with pytest.raises(ConfigurationError):
         Outbox(tmp_path / "o.db", synchronous="OFF")
+
+
+async def test_a_really_locked_sqlite_store_spools_then_replays(tmp_path: Path) -> None:
+    """A real fault: another connection holds SQLite's write lock, so the store's writes fail
+    with "database is locked" after its busy timeout; the outbox takes them meanwhile."""
+    inner = SQLiteStore(tmp_path / "store.db", busy_timeout=0.05)
+    store = OutboxStore(inner, tmp_path / "outbox.db", probe_initial=0.05, probe_max=0.1)
+    async with store:
+        await one_run(store, "u", 0)
+        blocker = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        try:
+            await asyncio.gather(*(one_run(store, "u", i) for i in range(1, 11)))
+            assert store.depth == 40 and not store.healthy
+            await asyncio.sleep(0.3)
+            assert store.depth == 40  # replay keeps failing while the lock is held
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert await store.flush(timeout=10)
+        runs = await inner.list_runs("u", limit=100)
+        assert len(runs) == 11 and {r.status for r in runs} == {RunStatus.SUCCEEDED}
+        assert raw_counts(tmp_path / "store.db") == (11, 22)
