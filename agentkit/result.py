@@ -63,6 +63,19 @@ def _safe_str(exc: BaseException) -> str:
     return _redact(text)
 
 
+# read through BaseException's own descriptors: a hostile __getattribute__ is never run
+_CAUSE = BaseException.__dict__["__cause__"].__get__
+_CONTEXT = BaseException.__dict__["__context__"].__get__
+_SUPPRESS = BaseException.__dict__["__suppress_context__"].__get__
+
+
+def _next_link(exc: BaseException) -> BaseException | None:
+    nxt: BaseException | None = _CAUSE(exc)
+    if nxt is None and not _SUPPRESS(exc):
+        nxt = _CONTEXT(exc)
+    return nxt
+
+
 def _traceback_text(exc: BaseException) -> str:
     try:
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, chain=False))
@@ -102,10 +115,7 @@ class ErrorInfo(BaseModel):
         while cur is not None and id(cur) not in seen and len(chain) < _MAX_CHAIN:
             seen.add(id(cur))
             chain.append(cur)
-            nxt = cur.__cause__
-            if nxt is None and not cur.__suppress_context__:
-                nxt = cur.__context__
-            cur = nxt
+            cur = _next_link(cur)
         info: ErrorInfo | None = None
         for link in reversed(chain):
             info = cls(

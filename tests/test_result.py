@@ -371,3 +371,26 @@ def test_from_raw_builds_the_same_model_as_validation() -> None:
         back = c.decode_result(c.encode_result(extra), result_type=WithExtra)
         assert back == extra
     assert codec.decode_result(codec.encode_result(extra)).output == {"a": 1}
+
+
+def test_error_info_never_runs_a_hostile_getattribute() -> None:
+    touched: list[str] = []
+
+    class Sneaky(Exception):
+        def __getattribute__(self, name: str) -> Any:
+            touched.append(name)
+            raise RuntimeError("gotcha")
+
+    try:
+        raise Sneaky("x") from KeyError("k")
+    except Sneaky as exc:
+        res = SerializableAgentResult.from_raw(exc, **IDS)
+    assert res.status is AgentStatus.FAILED and res.error is not None
+    assert [e.type for e in res.error.chain][1] == "builtins.KeyError"
+    assert res.error.type.endswith("Sneaky")
+
+
+def test_decode_result_checks_result_type() -> None:
+    codec = Codec([("k", KEY)])
+    with pytest.raises(TypeError, match="result_type"):
+        codec.decode_result(codec.encode_result(full_result()), result_type=dict)  # type: ignore[type-var]

@@ -406,6 +406,10 @@ class Codec:
             UnknownLayerError, LayerNotAcceptedError, UnsignedError, TamperedError: as
                 :meth:`decode`.
         """
+        if not (isinstance(result_type, type) and issubclass(result_type, SerializableAgentResult)):
+            raise TypeError(
+                f"result_type must be a SerializableAgentResult subclass, got {result_type!r}"
+            )
         header, payload = self._open(blob, _context_bytes(context))
         if not header.flags & EnvelopeFlags.RESULT:
             raise CorruptError(
