@@ -146,7 +146,7 @@ class SQLiteWriter:
         self.cpu_seconds = 0.0
 
     async def start(self) -> None:
-        """Start the thread and open the connection.
+        """Start the thread and open the connection; after a failure it may be called again.
 
         Raises:
             StoreError: the database could not be opened.
@@ -158,12 +158,14 @@ class SQLiteWriter:
         )
         self._thread.start()
         await asyncio.to_thread(self._ready.wait)
-        if self._start_error is not None:
-            self._closed = True
+        error, self._start_error = self._start_error, None
+        if error is not None:
+            self._thread = None  # start() may be called again once the cause is fixed
+            self._ready.clear()
             raise StoreError(
-                f"{self.name}: cannot open the database: {self._start_error}; check the path "
-                "exists and is writable"
-            ) from self._start_error
+                f"{self.name}: cannot open the database: {error}; check the path exists and "
+                "is writable"
+            ) from error
 
     async def run(self, fn: Callable[[sqlite3.Connection], T], size: int = 1) -> T:
         """Run ``fn(conn)`` inside the next group transaction; return once it is committed.

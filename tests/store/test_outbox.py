@@ -295,3 +295,18 @@ async def test_a_really_locked_sqlite_store_spools_then_replays(tmp_path: Path) 
         runs = await inner.list_runs("u", limit=100)
         assert len(runs) == 11 and {r.status for r in runs} == {RunStatus.SUCCEEDED}
         assert raw_counts(tmp_path / "store.db") == (11, 22)
+
+
+async def test_an_unopenable_sqlite_store_is_retried_until_it_opens(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the store's folder should be")
+    inner = SQLiteStore(blocker / "store.db")
+    store = OutboxStore(inner, tmp_path / "outbox.db", probe_initial=0.05, probe_max=0.1)
+    async with store:
+        await one_run(store, "u", 0)
+        assert store.depth == 4 and not store.healthy
+        blocker.unlink()  # the operator fixes the path
+        assert await store.flush(timeout=10)
+        got = await store.get_run("u", "u-run-0")
+        assert got is not None and got.run.status is RunStatus.SUCCEEDED
+        assert len(got.results) == 2

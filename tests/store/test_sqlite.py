@@ -321,3 +321,16 @@ async def test_paths_with_uri_characters(tmp_path: Path) -> None:
     async with SQLiteStore(path) as store:
         await store.save_run(make_run("u", "r1"))
         assert [r.run_id for r in await store.list_runs("u")] == ["r1"]
+
+
+async def test_start_can_be_retried_after_the_cause_is_fixed(tmp_path: Path) -> None:
+    blocker = tmp_path / "later-a-folder"
+    blocker.write_text("for now a file")
+    store = SQLiteStore(blocker / "s.db")
+    with pytest.raises(StoreError, match="cannot open"):
+        await store.start()
+    blocker.unlink()
+    await store.start()
+    await store.save_run(make_run("u", "r1"))
+    assert [r.run_id for r in await store.list_runs("u")] == ["r1"]
+    await store.aclose()
