@@ -215,6 +215,16 @@ def test_importing_the_module_does_not_import_redis() -> None:
         "    assert \"pip install 'agentkit[redis]'\" in str(e), e\n"
         "else:\n"
         "    raise SystemExit('no MissingDependencyError')\n"
+        "import asyncio\n"
+        "sys.modules['asyncpg'] = None\n"
+        "from agentkit.backends import store_from_url\n"
+        "store = store_from_url('postgresql://postgres@127.0.0.1:5432/test')\n"
+        "try:\n"
+        "    asyncio.run(store.start())\n"
+        "except MissingDependencyError as e:\n"
+        "    assert \"pip install 'agentkit[postgres]'\" in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('no MissingDependencyError for asyncpg')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

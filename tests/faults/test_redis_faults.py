@@ -15,7 +15,7 @@ from agentkit.envelope import EnvelopeFlags, LayerTag, encode_header
 from agentkit.errors import CacheError
 
 OP_TIMEOUT = 0.3
-SLACK = 0.25  # scheduling slack on a loaded 2-core CI box
+SLACK = 0.4  # scheduling slack on a loaded 2-core CI box
 
 
 def blob(n: int = 0) -> bytes:

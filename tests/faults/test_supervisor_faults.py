@@ -141,8 +141,9 @@ async def test_redis_frozen_runs_unaffected(redis_server: RedisServer, pg_schema
         check_outputs(results, 20)
         assert sup.stats.cache_errors >= 3
         assert cache.circuit_state is BreakerState.OPEN
-        # a run waits at most one cache timeout (0.25 s) before the breaker opens
-        assert slowest < 0.25 + 1.0, f"a run took {slowest:.2f}s with Redis frozen"
+        # each of a run's two stages waits at most one cache timeout (0.25 s); the rest is
+        # slack for a loaded CI box (unfrozen, these runs take a few ms)
+        assert slowest < 2 * 0.25 + 1.5, f"a run took {slowest:.2f}s with Redis frozen"
         assert frozen_wall < 1.0 + 4.0, frozen_wall
         print(
             f"\nredis frozen: {n} runs in {frozen_wall:.2f}s (baseline 20 runs "
