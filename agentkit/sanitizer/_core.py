@@ -68,6 +68,10 @@ class ObjectSanitizer:
         redact_urls: bool = True,
         fast_path: bool = True,
     ) -> None:
+        if isinstance(secret_keys, str):
+            raise ConfigurationError(
+                "secret_keys must be an iterable of key fragments, like ['password', 'token']"
+            )
         self._cfg = Config(
             max_depth=max_depth,
             max_items=max_items,

@@ -23,11 +23,13 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 __all__ = ["FAST_INSTANCE_TYPES", "NATIVE_TYPES", "FastEncoder"]
 
 #: non-container clean types whose own reduction is trusted
 FAST_INSTANCE_TYPES: tuple[type, ...] = (
+    ZoneInfo,
     datetime,
     date,
     time,
@@ -55,6 +57,7 @@ NATIVE_TYPES: tuple[type, ...] = (
 
 _UUID = uuid.UUID
 _UUID_INT = uuid.UUID.__dict__["int"].__get__
+_ZONE_KEY = ZoneInfo.__dict__["key"].__get__
 
 
 class _Reject(Exception):
@@ -110,9 +113,10 @@ class FastEncoder:
 
     def __init__(self, instance_types: Iterable[type] = FAST_INSTANCE_TYPES) -> None:
         allowed = tuple(instance_types)
-        instance_ids = frozenset(id(t) for t in allowed if t is not _UUID)
+        instance_ids = frozenset(id(t) for t in allowed if t is not _UUID and t is not ZoneInfo)
         class_ids = frozenset(id(t) for t in allowed)
-        uuid_ok = _UUID in allowed
+        uuid_ok = any(t is _UUID for t in allowed)
+        zone_ok = any(t is ZoneInfo for t in allowed)
         type_id = id(type)
         reject = _Reject
 
@@ -125,10 +129,14 @@ class FastEncoder:
                     return NotImplemented
                 if uuid_ok and type(obj) is _UUID:
                     return _UUID, (None, None, None, None, _UUID_INT(obj))
+                if zone_ok and type(obj) is ZoneInfo:
+                    key = _ZONE_KEY(obj)
+                    if type(key) is str:
+                        return ZoneInfo, (key,)
                 raise reject
 
         seeds: tuple[Any, ...] = allowed
-        if timezone in allowed:
+        if any(t is timezone for t in allowed):
             seeds = (*allowed, UTC)
         self._prologue, self._memo = _prologue(seeds)
         self._pickler = _Pickler

@@ -20,6 +20,7 @@ from collections.abc import Generator
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pydantic
 import pydantic.types as pydantic_types
@@ -59,6 +60,7 @@ _TZINFO = datetime.__dict__["tzinfo"].__get__
 _TIME_TZINFO = time.__dict__["tzinfo"].__get__
 _ENUM_VALUE = "_value_"
 _UUID_INT = _safe.namespace(uuid.UUID)["int"]
+_ZONE_KEY = ZoneInfo.__dict__["key"].__get__
 
 # kinds a type resolves to (cached per type)
 (
@@ -279,6 +281,8 @@ class Walker:
             return self._container(obj, t, kind, path, depth)
         if not self._spend(path, t):
             return handlers.placeholder("budget", t)
+        if kind is K_HANDLER:
+            return self._handler(obj, t, extra, path, depth)
         if kind is K_DATETIME:
             return self._datetime(obj, t, path)
         if t is date or t is timedelta or t is uuid.UUID or t is Decimal:
@@ -325,8 +329,6 @@ class Walker:
         if kind is K_SECRET:
             self._add(path, ReportKind.REDACTED, t, "pydantic secret value")
             return REDACTED
-        if kind is K_HANDLER:
-            return self._handler(obj, t, extra, path, depth)
         if kind is K_PATH:
             self._add(path, ReportKind.REPLACED, t, "path became its string form")
             return (
@@ -403,20 +405,25 @@ class Walker:
 
     def _datetime(self, obj: Any, t: type, path: Path) -> datetime:
         tz = _TZINFO(obj)
-        if t is datetime and (tz is None or type(tz) is timezone):
+        clean_tz = _clean_tz(tz)
+        if t is datetime and clean_tz:
             return obj  # type: ignore[no-any-return]
-        text = datetime.isoformat(obj)
-        out = datetime.fromisoformat(text)
-        if tz is not None and type(tz) is not timezone:
+        out = datetime.fromisoformat(datetime.isoformat(obj))
+        if clean_tz and tz is not None:
+            out = out.replace(tzinfo=tz)
+        elif tz is not None:
             self._add(path, ReportKind.REPLACED, type(tz), "time zone became its fixed UTC offset")
         return out
 
     def _time(self, obj: Any, t: type, path: Path) -> time:
         tz = _TIME_TZINFO(obj)
-        if t is time and (tz is None or type(tz) is timezone):
+        clean_tz = _clean_tz(tz)
+        if t is time and clean_tz:
             return obj  # type: ignore[no-any-return]
         out = time.fromisoformat(time.isoformat(obj))
-        if tz is not None and type(tz) is not timezone:
+        if clean_tz and tz is not None:
+            out = out.replace(tzinfo=tz)
+        elif tz is not None:
             self._add(path, ReportKind.REPLACED, type(tz), "time zone became its fixed UTC offset")
         return out
 
@@ -651,6 +658,12 @@ class Walker:
         items.extend(_safe.slot_items(obj, t))
         attrs = yield from self._dict_gen(items, len(items), path, t)
         return handlers.placeholder("object", t, attributes=attrs)
+
+
+def _clean_tz(tz: Any) -> bool:
+    """None, a fixed-offset timezone, or a ZoneInfo that can be rebuilt from its key."""
+    t = type(tz)
+    return tz is None or t is timezone or (t is ZoneInfo and type(_ZONE_KEY(tz)) is str)
 
 
 def _model_items(obj: Any, t: type) -> list[tuple[Any, Any]]:
