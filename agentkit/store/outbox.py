@@ -112,7 +112,13 @@ class Outbox:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=1.0
+        )
+        # One process per outbox file: the exclusive lock, taken by the first transaction and
+        # held until close, makes a second process fail to open it instead of replaying (and
+        # "interrupting") the first one's records.
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         return conn
@@ -123,7 +129,11 @@ class Outbox:
         return self._depth
 
     async def open(self) -> None:
-        """Open (creating if needed) the file and count what is waiting in it."""
+        """Open (creating if needed) the file and count what is waiting in it.
+
+        Raises:
+            StoreError: the file cannot be opened, or another outbox holds it.
+        """
         if self._opened:
             return
         await self._writer.start()

@@ -310,3 +310,16 @@ async def test_an_unopenable_sqlite_store_is_retried_until_it_opens(tmp_path: Pa
         got = await store.get_run("u", "u-run-0")
         assert got is not None and got.run.status is RunStatus.SUCCEEDED
         assert len(got.results) == 2
+
+
+async def test_one_outbox_file_serves_one_process(tmp_path: Path) -> None:
+    first = Outbox(tmp_path / "o.db")
+    await first.open()
+    await first.append([make_run("u", "r")])
+    second = Outbox(tmp_path / "o.db")
+    with pytest.raises(StoreError, match="locked"):
+        await second.open()
+    await first.close()
+    await second.open()  # free once the first process let go
+    assert second.depth == 1
+    await second.close()
