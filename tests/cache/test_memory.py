@@ -6,6 +6,8 @@ import asyncio
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agentkit.backends import cache_from_url
 from agentkit.cache.memory import MemoryCache
@@ -186,3 +188,101 @@ def test_from_url_rejects_bad_urls(url: str) -> None:
 def test_unknown_option_lists_known_ones() -> None:
     with pytest.raises(ConfigurationError, match="known: max_bytes, max_entries, ttl"):
         MemoryCache.from_url("memory://?maxbytes=1")
+
+
+# --- model-based check: the cache against a plain-list reference of the same rules ----------
+
+_KEYS = [f"k{i}" for i in range(6)]
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("set"),
+            st.sampled_from(_KEYS),
+            st.integers(44, 400),
+            st.sampled_from([None, 1.0, 5.0]),
+        ),
+        st.tuples(st.just("get"), st.sampled_from(_KEYS)),
+        st.tuples(st.just("delete"), st.sampled_from(_KEYS)),
+        st.tuples(st.just("tick"), st.sampled_from([0.5, 2.0, 6.0])),
+    ),
+    max_size=60,
+)
+
+
+class _Model:
+    """LRU list of [key, size, expires]; the documented rules, written the slow way."""
+
+    def __init__(self, max_bytes: int, max_entries: int) -> None:
+        self.max_bytes, self.max_entries = max_bytes, max_entries
+        self.items: list[list[object]] = []
+        self.now = 1000.0
+
+    def _find(self, key: str) -> int | None:
+        return next((i for i, it in enumerate(self.items) if it[0] == key), None)
+
+    def _live(self, it: list[object]) -> bool:
+        return it[2] is None or it[2] > self.now  # type: ignore[operator]
+
+    def used(self) -> int:
+        return sum(len(str(it[0])) + int(it[1]) for it in self.items)  # type: ignore[call-overload]
+
+    def set(self, key: str, size: int, ttl: float | None) -> bool:
+        i = self._find(key)
+        if i is not None:
+            del self.items[i]
+        if len(key) + size > self.max_bytes:
+            return False
+        self.items.append([key, size, None if ttl is None else self.now + ttl])
+        while self.used() > self.max_bytes or len(self.items) > self.max_entries:
+            del self.items[0]
+        while self.items and not self._live(self.items[0]):
+            del self.items[0]
+        return True
+
+    def get(self, key: str) -> int | None:
+        i = self._find(key)
+        if i is None:
+            return None
+        it = self.items.pop(i)
+        if not self._live(it):
+            return None
+        self.items.append(it)
+        return int(it[1])  # type: ignore[call-overload]
+
+    def delete(self, key: str) -> bool:
+        i = self._find(key)
+        if i is None:
+            return False
+        return self._live(self.items.pop(i))
+
+
+@settings(max_examples=150, deadline=None)
+@given(ops=_OPS, max_bytes=st.sampled_from([300, 700, 2000]), max_entries=st.integers(1, 5))
+def test_matches_the_reference_model(ops: list[tuple], max_bytes: int, max_entries: int) -> None:  # type: ignore[type-arg]
+    async def run() -> None:
+        clock = Clock()
+        cache = MemoryCache(max_bytes=max_bytes, max_entries=max_entries, ttl=None, clock=clock)
+        model = _Model(max_bytes, max_entries)
+        for op in ops:
+            if op[0] == "set":
+                _, key, size, ttl = op
+                fits = model.set(key, size, ttl)
+                if fits:
+                    await cache.set(key, blob(size), ttl=ttl)
+                else:
+                    with pytest.raises(CacheError):
+                        await cache.set(key, blob(size), ttl=ttl)
+            elif op[0] == "get":
+                got = await cache.get(op[1])
+                want = model.get(op[1])
+                assert (None if got is None else len(got)) == want
+            elif op[0] == "delete":
+                assert await cache.delete(op[1]) is model.delete(op[1])
+            else:
+                clock.now += op[1]
+                model.now += op[1]
+            assert list(cache._data) == [it[0] for it in model.items]
+            assert cache.size_bytes == model.used() <= max_bytes
+            assert len(cache) <= max_entries
+
+    asyncio.run(run())
