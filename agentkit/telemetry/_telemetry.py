@@ -38,6 +38,16 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare 
 _ERROR_STATUSES: Final = frozenset({"failed", "timed_out", "cancelled", "interrupted"})
 
 
+def _sampled_out(parent: Context | None) -> bool:
+    """True when the parent span exists but was not sampled.
+
+    Its children would not be recorded either (``ParentBased`` sampling, the SDK default), so
+    the span is skipped outright: a run that sampling left out costs almost nothing.
+    """
+    ctx = trace.get_current_span(parent).get_span_context()
+    return ctx.is_valid and not ctx.trace_flags.sampled
+
+
 def _status(status: object) -> str:
     return str(getattr(status, "value", status))
 
@@ -144,6 +154,8 @@ class Telemetry:
         Yields:
             A :class:`SpanHandle`; call ``set_outcome(run_status)`` on it when the run ends.
         """
+        if _sampled_out(parent):
+            return NOOP_SCOPE
         attrs: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "invoke_workflow",
             "agentkit.pipeline": pipeline,
@@ -187,6 +199,8 @@ class Telemetry:
             A :class:`SpanHandle`; ``record_output(clean_output)`` records content when
             ``record_content`` is on.
         """
+        if _sampled_out(parent):
+            return NOOP_SCOPE
         attrs: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "invoke_agent",
             "gen_ai.agent.name": agent,
@@ -223,6 +237,8 @@ class Telemetry:
             **attrs: attributes by short name: ``layer``, ``payload_bytes``, ``replaced``,
                 ``lossy``, ``attempt``... (unknown names go under ``agentkit.``).
         """
+        if _sampled_out(None):
+            return NOOP_SCOPE
         base: dict[str, AttributeValue] = {}
         if attributes:
             build_attributes(base, attributes)

@@ -39,6 +39,10 @@ from agentkit.telemetry import Telemetry
 
 STAGES = ("fetch", "parse", "score", "report")
 TARGET = 15.0
+#: what is measured: CPU seconds of this process (all its threads: the event loop, SQLite
+#: writer threads, the span export thread), so other load on the machine does not count;
+#: ``--wall`` measures elapsed time instead
+_clock = time.process_time
 LABELS = ("tracing off", "tracing on", "on, 10 % sampled")
 
 
@@ -108,9 +112,9 @@ async def _batch(sup: Supervisor, runs: int, concurrency: int) -> float:
             res = await sup.run(f"user-{i % 16}", list(STAGES))
             assert res.status is RunStatus.SUCCEEDED, res.error
 
-    t0 = time.perf_counter()
+    t0 = _clock()
     await asyncio.gather(*(one(i) for i in range(runs)))
-    return (time.perf_counter() - t0) / (runs * len(STAGES))
+    return (_clock() - t0) / (runs * len(STAGES))
 
 
 async def _interleaved(
@@ -163,10 +167,10 @@ def _facade_per_stage(tel: Telemetry, n: int = 5_000) -> float:
         stage()
     best = math.inf
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = _clock()
         for _ in range(n // 5):
             stage()
-        best = min(best, (time.perf_counter() - t0) / (n // 5))
+        best = min(best, (_clock() - t0) / (n // 5))
     return best
 
 
@@ -189,7 +193,8 @@ def _row(label: str, values: Sequence[float], unit: str = "µs", digits: int = 1
 async def _main(batches: int, runs: int) -> int:
     print(
         f"telemetry cost per stage: {len(STAGES)}-stage pipeline; {batches} batches of {runs} "
-        "runs per config, batches alternating between configs; medians"
+        "runs per config, batches alternating between configs; medians of "
+        f"{'elapsed' if _clock is time.perf_counter else 'process CPU'} time"
     )
     header = "".join(f"{h:>18}" for h in LABELS)
     print(f"{'':34}{header}")
@@ -222,7 +227,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--batches", type=int, default=15, help="batches per config")
     parser.add_argument("--runs", type=int, default=20, help="runs per batch")
+    parser.add_argument(
+        "--wall", action="store_true", help="measure elapsed time, not process CPU time"
+    )
     args = parser.parse_args(argv)
+    if args.wall:
+        global _clock
+        _clock = time.perf_counter
     return asyncio.run(_main(args.batches, args.runs))
 
 

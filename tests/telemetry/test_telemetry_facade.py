@@ -417,3 +417,24 @@ async def test_bind_backends_reports_breaker_and_outbox(otel: Otel, tmp_path: Pa
     store.on_depth(4)
     assert otel.value("agentkit.store.outbox.depth") == 4
     Telemetry.noop().bind_backends(cache, object())  # no-op, no error
+
+
+def test_children_of_a_sampled_out_run_are_skipped() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    tel = Telemetry(tracer_provider=tp)
+    with tel.workflow_span("p", run_id="r", user_hash="h") as wf:
+        assert not wf.is_recording
+        assert tel.agent_span("a", "1", run_id="r", user_hash="h") is NOOP_SCOPE
+        assert tel.step_span("agentkit.cache.set") is NOOP_SCOPE
+        captured = tel.capture_context()
+    assert tel.workflow_span("q", run_id="r", user_hash="h", parent=captured) is NOOP_SCOPE
+    # without a parent, a step span is still created (and sampled by the sampler)
+    assert tel.step_span("agentkit.cache.set") is not NOOP_SCOPE
+    assert exporter.get_finished_spans() == ()
