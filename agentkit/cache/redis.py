@@ -22,9 +22,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agentkit.cache._breaker import BreakerState, CircuitBreaker, StateListener
 from agentkit.cache.base import BaseCache
@@ -173,8 +174,27 @@ class RedisCache(BaseCache):
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisCache:
-        """Build a cache for ``url``; ``options`` are the constructor's keyword arguments."""
-        return cls(url, **options)
+        """Build a cache for ``url``; ``options`` are the constructor's keyword arguments.
+
+        Options may also be given in the URL query (``redis://h:6379/0?key_prefix=app:&
+        op_timeout=0.2``); keyword arguments win. Other query parameters go to redis-py.
+
+        Raises:
+            ConfigurationError: not a Redis URL, or an option has an invalid value.
+        """
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme.lower() not in cls.url_schemes:
+            raise ConfigurationError(
+                f"RedisCache needs a redis://, rediss:// or unix:// URL, got {url!r:.100}"
+            )
+        rest, merged = [], {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name in _URL_OPTIONS:
+                merged[name] = _URL_OPTIONS[name](name, value)
+            else:
+                rest.append((name, value))
+        merged.update(options)
+        return cls(urlunsplit(parts._replace(query=urlencode(rest))), **merged)
 
     @property
     def circuit_state(self) -> BreakerState:
@@ -197,6 +217,8 @@ class RedisCache(BaseCache):
     # --- BaseCache hooks -----------------------------------------------------------------
 
     async def _get(self, key: str) -> bytes | None:
+        if self._closed:
+            raise CacheError("this RedisCache is closed; build a new one to read")
         if not self.breaker.allow():
             self.stats.short_circuited += 1
             self.stats.misses += 1
@@ -279,6 +301,8 @@ class RedisCache(BaseCache):
         self.stats.commands += 1
 
     async def _delete(self, key: str) -> bool:
+        if self._closed:
+            raise CacheError("this RedisCache is closed; build a new one to delete")
         if not self.breaker.allow():
             self.stats.short_circuited += 1
             return False
@@ -403,6 +427,40 @@ def _resolve(entries: list[_Pending], error: BaseException | None) -> None:
 def _consume(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()
+
+
+def _opt_float(name: str, value: str) -> float | None:
+    if value.lower() in ("none", ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigurationError(f"URL option {name}={value!r} must be a number") from None
+
+
+def _opt_int(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigurationError(f"URL option {name}={value!r} must be an integer") from None
+
+
+def _opt_str(name: str, value: str) -> str:
+    return value
+
+
+_URL_OPTIONS: dict[str, Callable[[str, str], Any]] = {
+    "key_prefix": _opt_str,
+    "default_ttl": _opt_float,
+    "op_timeout": _opt_float,
+    "connect_timeout": _opt_float,
+    "cooldown": _opt_float,
+    "coalesce_window": _opt_float,
+    "max_connections": _opt_int,
+    "failure_threshold": _opt_int,
+    "max_batch": _opt_int,
+    "max_batch_bytes": _opt_int,
+}
 
 
 def _describe(url: str) -> str:

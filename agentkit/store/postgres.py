@@ -30,17 +30,17 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from agentkit.errors import ConfigurationError, MissingDependencyError, StoreError
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store._pg_group import WriteGroup
 from agentkit.store._pg_schema import apply_migrations, quote_schema
+from agentkit.store._pg_util import clone_error, describe, jsonb_text, split_options, split_schema
 from agentkit.store.base import BaseStore
 from agentkit.store.records import ResultRecord, RunRecord, StoredRun
 
@@ -100,9 +100,9 @@ class PostgresStore(BaseStore):
     ) -> None:
         super().__init__()
         if not isinstance(dsn, str) or urlsplit(dsn).scheme.lower() not in self.url_schemes:
-            shown = _describe(dsn) if isinstance(dsn, str) else type(dsn).__name__
+            shown = describe(dsn) if isinstance(dsn, str) else type(dsn).__name__
             raise ConfigurationError(f"PostgresStore needs a postgresql:// URL, got {shown!r}")
-        dsn, url_schema = _split_schema(dsn)
+        dsn, url_schema = split_schema(dsn)
         self.schema = schema or url_schema or "agentkit"
         self._s = quote_schema(self.schema)
         if not 1 <= min_size <= max_size:
@@ -130,19 +130,31 @@ class PostgresStore(BaseStore):
         self._pool: Any = None
         self._asyncpg: Any = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._where = _describe(dsn)
+        self._where = describe(dsn)
         self.recovered = 0  #: runs marked interrupted by the last recovery
         self._runs: WriteGroup[RunRecord] = WriteGroup(
-            self._write_runs, max_items=max_group, clone_error=_clone_error
+            self._write_runs, max_items=max_group, clone_error=clone_error
         )
         self._results: WriteGroup[ResultRecord] = WriteGroup(
-            self._write_results, max_items=max_group, clone_error=_clone_error
+            self._write_results, max_items=max_group, clone_error=clone_error
         )
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PostgresStore:
-        """Build a store for ``url``; ``options`` are the constructor's keyword arguments."""
-        return cls(url, **options)
+        """Build a store for ``url``; ``options`` are the constructor's keyword arguments.
+
+        Options may also be given in the URL query (``postgresql://h/db?schema=app&
+        statement_timeout=5``); keyword arguments win. Other query parameters go to asyncpg.
+
+        Raises:
+            ConfigurationError: not a PostgreSQL URL, or an option has an invalid value.
+        """
+        if not isinstance(url, str) or urlsplit(url).scheme.lower() not in cls.url_schemes:
+            shown = describe(url) if isinstance(url, str) else type(url).__name__
+            raise ConfigurationError(f"PostgresStore needs a postgresql:// URL, got {shown!r}")
+        rest, merged = split_options(url)
+        merged.update(options)
+        return cls(rest, **merged)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -356,7 +368,7 @@ class PostgresStore(BaseStore):
             [r.started_at for r in rows],
             [r.finished_at for r in rows],
             [r.duration_s for r in rows],
-            [_jsonb_text(r.output_json, strict=strict) for r in rows],
+            [jsonb_text(r.output_json, strict=strict) for r in rows],
             [r.output_json for r in rows],
             [r.blob for r in rows],
         )
@@ -527,53 +539,3 @@ def _time_filters(
     if until is not None:
         args.append(until)
         where.append(f"{column} < ${len(args)}")
-
-
-def _jsonb_text(text: str, *, strict: bool = False) -> str | None:
-    """``text`` made acceptable to JSONB (which rejects NaN/Infinity and NUL characters).
-
-    The exact text is kept in ``output_json``; the JSONB column is for querying only, so
-    non-finite numbers become strings there and NULs are dropped. Unparseable text → NULL.
-    Without ``strict``, text that looks plain is passed as is (the database parses it).
-    """
-    if not strict and "NaN" not in text and "Infinity" not in text and "\\u0000" not in text:
-        return text
-    try:
-        value = json.loads(text, parse_constant=str)
-    except ValueError:
-        return None
-
-    def fix(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return str(v)
-        if isinstance(v, str):
-            return v.replace("\x00", "")
-        if isinstance(v, list):
-            return [fix(x) for x in v]
-        if isinstance(v, dict):
-            return {fix(k): fix(x) for k, x in v.items()}
-        return v
-
-    return json.dumps(fix(value), allow_nan=False)
-
-
-def _clone_error(exc: BaseException) -> BaseException:
-    clone = StoreError(str(exc))
-    clone.__cause__ = exc.__cause__
-    return clone
-
-
-def _split_schema(dsn: str) -> tuple[str, str | None]:
-    parts = urlsplit(dsn)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), schema
-
-
-def _describe(dsn: str) -> str:
-    """The URL without credentials, for messages and logs."""
-    parts = urlsplit(dsn)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -168,6 +168,27 @@ async def test_set_after_close_raises_cache_error(raw: redis_asyncio.Redis) -> N
     await c.aclose()  # idempotent
     with pytest.raises(CacheError, match="closed"):
         await c.set("k", blob())
+    with pytest.raises(CacheError, match="closed"):
+        await c.get("k")
+    with pytest.raises(CacheError, match="closed"):
+        await c.delete("k")
+
+
+async def test_options_in_the_url_query() -> None:
+    c = cache_from_url(
+        "redis://127.0.0.1:6379/0?key_prefix=q:&op_timeout=0.2&failure_threshold=2"
+        "&default_ttl=none&max_connections=8&socket_keepalive=true",
+        cooldown=1.5,
+    )
+    try:
+        assert isinstance(c, RedisCache)
+        assert (c.key_prefix, c.op_timeout, c.default_ttl) == ("q:", 0.2, None)
+        assert c.breaker.failure_threshold == 2 and c.breaker.cooldown == 1.5
+        assert "key_prefix" not in repr(c)
+    finally:
+        await c.aclose()
+    with pytest.raises(ConfigurationError, match="op_timeout"):
+        cache_from_url("redis://127.0.0.1:6379/0?op_timeout=fast")
 
 
 def test_breaker_state_machine_with_fake_clock(caplog: pytest.LogCaptureFixture) -> None:

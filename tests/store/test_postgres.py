@@ -315,6 +315,21 @@ async def test_store_from_url_reads_schema_and_validates(
     async with s:
         await s.save_run(run_rec("u", "r1"))
         assert await s.get_run("u", "r1") is not None
+    opts = store_from_url(
+        f"{PG_URL}?schema={schema}&statement_timeout=3&max_size=4&owner=me"
+        "&recover_on_start=false&application_name=x",
+        max_size=5,
+    )
+    assert isinstance(opts, PostgresStore)
+    assert (opts.schema, opts.statement_timeout, opts.max_size, opts.owner) == (
+        schema,
+        3.0,
+        5,
+        "me",
+    )
+    assert opts.recover_on_start is False
+    with pytest.raises(ConfigurationError, match="true or false"):
+        store_from_url(f"{PG_URL}?recover_on_start=maybe")
     with pytest.raises(ConfigurationError):
         PostgresStore(PG_URL, schema="Robert'); DROP TABLE x;--")
     with pytest.raises(ConfigurationError):
