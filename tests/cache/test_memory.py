@@ -31,10 +31,12 @@ class Clock:
 
 
 async def test_lru_evicts_least_recently_used_by_bytes() -> None:
-    cache = MemoryCache(max_bytes=3 * 101, ttl=None)  # key "k0" (2) + value 99 = 101 each
+    each = MemoryCache.charge("k0", blob(99))
+    assert each == 2 + 99 + MemoryCache.ENTRY_OVERHEAD
+    cache = MemoryCache(max_bytes=3 * each, ttl=None)
     for i in range(3):
         await cache.set(f"k{i}", blob(99))
-    assert cache.size_bytes == 303 and len(cache) == 3
+    assert cache.size_bytes == 3 * each and len(cache) == 3
     assert await cache.get("k0") is not None  # k0 becomes most recent; k1 is now LRU
     await cache.set("k3", blob(99))
     assert await cache.get("k1") is None
@@ -44,14 +46,17 @@ async def test_lru_evicts_least_recently_used_by_bytes() -> None:
 
 
 async def test_big_value_evicts_several() -> None:
-    cache = MemoryCache(max_bytes=1000, ttl=None)
+    small = MemoryCache.charge("k0", blob(98))
+    cache = MemoryCache(max_bytes=9 * small + 50, ttl=None)
     for i in range(9):
-        await cache.set(f"k{i}", blob(98))  # 100 bytes charged each
-    await cache.set("big", blob(500))
-    assert cache.size_bytes <= 1000
+        await cache.set(f"k{i}", blob(98))
+    big = blob(4 * small - 3 - MemoryCache.ENTRY_OVERHEAD)  # charged as 4 small ones
+    assert MemoryCache.charge("big", big) == 4 * small
+    await cache.set("big", big)
+    assert cache.size_bytes == 9 * small <= cache.max_bytes
     assert await cache.get("big") is not None
-    assert await cache.get("k0") is None and await cache.get("k8") is not None
-    assert cache.stats.evictions == 5
+    assert await cache.get("k3") is None and await cache.get("k4") is not None
+    assert cache.stats.evictions == 4
 
 
 async def test_entry_bound() -> None:
@@ -63,18 +68,18 @@ async def test_entry_bound() -> None:
 
 
 async def test_oversize_value_is_refused_counted_and_drops_stale_value() -> None:
-    cache = MemoryCache(max_bytes=200, ttl=None)
+    cache = MemoryCache(max_bytes=1000, ttl=None)
     await cache.set("k", blob(100))
     await cache.set("other", blob(50))
-    with pytest.raises(CacheError, match="max_bytes=200"):
-        await cache.set("k", blob(300))
+    with pytest.raises(CacheError, match="max_bytes=1000"):
+        await cache.set("k", blob(800))
     assert await cache.get("k") is None  # never serve the old value for a newer write
     assert await cache.get("other") is not None  # nothing else was evicted for it
     assert cache.stats.oversize == 1
 
 
 async def test_set_many_stores_what_fits_then_reports_the_refused() -> None:
-    cache = MemoryCache(max_bytes=500, ttl=None)
+    cache = MemoryCache(max_bytes=1000, ttl=None)
     with pytest.raises(CacheError):
         await cache.set_many([("a", blob(100)), ("huge", blob(900)), ("b", blob(100))])
     assert await cache.get("a") is not None and await cache.get("b") is not None
@@ -153,7 +158,7 @@ async def test_safe_across_threads() -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert cache.size_bytes == sum(len(k) + len(v) for k, (v, _) in cache._data.items())
+    assert cache.size_bytes == sum(cache.charge(k, v) for k, (v, _) in cache._data.items())
     assert cache.size_bytes <= cache.max_bytes
 
 
@@ -224,13 +229,16 @@ class _Model:
         return it[2] is None or it[2] > self.now  # type: ignore[operator]
 
     def used(self) -> int:
-        return sum(len(str(it[0])) + int(it[1]) for it in self.items)  # type: ignore[call-overload]
+        return sum(
+            len(str(it[0])) + int(it[1]) + MemoryCache.ENTRY_OVERHEAD  # type: ignore[call-overload]
+            for it in self.items
+        )
 
     def set(self, key: str, size: int, ttl: float | None) -> bool:
         i = self._find(key)
         if i is not None:
             del self.items[i]
-        if len(key) + size > self.max_bytes:
+        if len(key) + size + MemoryCache.ENTRY_OVERHEAD > self.max_bytes:
             return False
         self.items.append([key, size, None if ttl is None else self.now + ttl])
         while self.used() > self.max_bytes or len(self.items) > self.max_entries:
@@ -257,7 +265,7 @@ class _Model:
 
 
 @settings(max_examples=150, deadline=None)
-@given(ops=_OPS, max_bytes=st.sampled_from([300, 700, 2000]), max_entries=st.integers(1, 5))
+@given(ops=_OPS, max_bytes=st.sampled_from([600, 1200, 3000]), max_entries=st.integers(1, 5))
 def test_matches_the_reference_model(ops: list[tuple], max_bytes: int, max_entries: int) -> None:  # type: ignore[type-arg]
     async def run() -> None:
         clock = Clock()
