@@ -369,6 +369,7 @@ class RedisCache(BaseCache):
     async def _send(self, batch: list[_Pending]) -> None:
         live = [e for e in batch if not e.future.done()]
         if not live:
+            self.breaker.release()  # a probe whose caller was cancelled must not stay pending
             return
         if self.breaker.state is BreakerState.OPEN:
             # opened while these waited: drop them like any write refused by an open circuit

@@ -249,3 +249,25 @@ def test_importing_the_module_does_not_import_redis() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+async def test_cancelled_probe_does_not_wedge_the_breaker(raw: redis_asyncio.Redis) -> None:
+    prefix = f"akt-{secrets.token_hex(6)}:"
+    now = [0.0]
+    breaker = CircuitBreaker("redis", failure_threshold=1, cooldown=1.0, clock=lambda: now[0])
+    async with RedisCache(REDIS_URL, key_prefix=prefix, breaker=breaker) as c:
+        breaker.record_failure()
+        assert c.circuit_state is BreakerState.OPEN
+        now[0] = 2.0
+        # the probe is a two-item write: it is queued for the writer task, and its caller is
+        # cancelled before the writer gets to it
+        probe = asyncio.create_task(c.set_many([("a", blob()), ("b", blob())]))
+        await asyncio.sleep(0)
+        assert c.circuit_state is BreakerState.HALF_OPEN
+        probe.cancel()
+        await asyncio.gather(probe, return_exceptions=True)
+        await asyncio.sleep(0.01)  # the writer finds nothing live to send
+        await c.set("c", blob())  # the breaker lets a new probe through, which closes it
+        assert c.circuit_state is BreakerState.CLOSED
+        assert await c.get("c") is not None
+    await raw.delete(*[prefix + k for k in "abc"])
