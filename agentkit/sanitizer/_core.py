@@ -160,7 +160,37 @@ class ObjectSanitizer:
     # --- internals --------------------------------------------------------------------------
 
     def _walk(self, obj: Any, report: SanitizeReport) -> Any:
-        return Walker(self._cfg, report, self._kinds).run(obj)
+        if self._fast is None:
+            return Walker(self._cfg, report, self._kinds).run(obj)
+        # Subtrees the native pass proves clean are kept as they are; whether any of them
+        # needs redaction is decided once for all of them at the end (rarely: walk again).
+        encode = self._fast.session()
+        limit = self._cfg.fast_limit
+        accepted: list[tuple[Any, bytes]] = []
+
+        def native(sub: Any) -> int | None:
+            body = encode(sub, limit)
+            if body is None:
+                return None
+            accepted.append((sub, body))
+            return len(body)
+
+        clean = Walker(self._cfg, report, self._kinds, native).run(obj)
+        if accepted and self._any_needs_redaction(accepted):
+            report.entries.clear()
+            report.counts.clear()
+            report.entries_dropped = 0
+            clean = Walker(self._cfg, report, self._kinds).run(obj)
+        return clean
+
+    def _any_needs_redaction(self, accepted: list[tuple[Any, bytes]]) -> bool:
+        data = b"".join(body for _, body in accepted)
+        cfg = self._cfg
+        if cfg.redact_urls and cfg.matcher.might_contain_url_credentials(data):
+            return True
+        if not cfg.matcher.might_contain_secret_key(data):
+            return False
+        return any(_has_secret_key(sub, cfg.matcher.is_secret_key) for sub, _ in accepted)
 
     def _pickle_clean(self, clean: Any, obj: Any, report: SanitizeReport) -> bytes:
         if self._fast is not None:

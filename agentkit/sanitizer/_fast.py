@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import pickle
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -156,6 +156,32 @@ class FastEncoder:
             return None
         chunks = sink.chunks
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def session(self) -> Callable[[Any, int], bytes | None]:
+        """A reusable :meth:`encode` for many values in one walk (one pickler; not shared)."""
+        sink = _Sink(0)
+        cls = self._pickler
+        memo = self._memo
+        state: list[Any] = [None]
+
+        def encode(obj: Any, limit: int) -> bytes | None:
+            p = state[0]
+            if p is None:
+                p = state[0] = cls(sink, 4)
+                p.memo = memo
+                p.fast = True
+            sink.chunks = []
+            sink.size = 0
+            sink.limit = limit
+            try:
+                p.dump(obj)
+            except Exception:
+                state[0] = None  # a failed dump may leave the pickler mid-state
+                return None
+            chunks = sink.chunks
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+        return encode
 
     def finish(self, body: bytes) -> bytes:
         """Protocol-5 pickle bytes: header, the memo prologue, then the body's opcodes."""

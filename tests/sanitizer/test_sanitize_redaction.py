@@ -143,3 +143,22 @@ def test_redacted_values_never_reach_the_pickle() -> None:
     _, _, blob = ObjectSanitizer().sanitize_pickled(obj)
     assert b"hunter2" not in blob and b"hunter3" not in blob
     assert pickle.loads(blob) == {"password": REDACTED, "dsn": "redis://u:***@h"}
+
+
+def test_secrets_inside_subtrees_the_walk_accepts_natively_are_still_redacted() -> None:
+    import os
+
+    obj = {
+        "module": os,
+        "clean_child": {"rows": [1, 2, 3], "password": "pw"},
+        "urls": ["redis://u:p@h", "x"],
+        "plain": {"a": [1, 2], "b": "c"},
+    }
+    clean, report = ObjectSanitizer().sanitize(obj)
+    assert clean["clean_child"] == {"rows": [1, 2, 3], "password": REDACTED}
+    assert clean["urls"] == ["redis://u:***@h", "x"]
+    assert clean["plain"] == obj["plain"]
+    assert sorted(report.paths) == ["$.clean_child.password", "$.module", "$.urls[0]"]
+    # without secrets, subtrees proven clean natively are kept as they are (not copied)
+    clean, report = ObjectSanitizer().sanitize({"module": os, "plain": obj["plain"]})
+    assert clean["plain"] is obj["plain"] and report.paths == ["$.module"]
