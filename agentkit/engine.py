@@ -224,14 +224,19 @@ class UserExecutionEngine:
                 session_id=run.session_id,
                 attempt=attempt,
             ) as span:
-                if stage_deadline == math.inf:
-                    outcome = await rt.executor.run_stage(job, emit)
-                else:
-                    try:
-                        async with asyncio.timeout_at(stage_deadline):
-                            outcome = await rt.executor.run_stage(job, emit)
-                    except TimeoutError:
-                        outcome = self._timeout_outcome(run, job, cls.retry_on, deadline, timeout)
+                try:
+                    if stage_deadline == math.inf:
+                        outcome = await rt.executor.run_stage(job, emit)
+                    else:
+                        try:
+                            async with asyncio.timeout_at(stage_deadline):
+                                outcome = await rt.executor.run_stage(job, emit)
+                        except TimeoutError:
+                            outcome = self._timeout_outcome(
+                                run, job, cls.retry_on, deadline, timeout
+                            )
+                except Exception as exc:  # the executor itself failed (e.g. a lost worker)
+                    outcome = self._failure_outcome(run, job, exc, cls.retry_on)
                 result = outcome.result
                 duration = time.monotonic() - start
                 tel.record_agent(name, result.status, duration, outcome.error_type)
@@ -307,6 +312,26 @@ class UserExecutionEngine:
         result = self._error_result(run, job.agent, exc, AgentStatus.TIMED_OUT, job.attempt)
         blob = self._rt.codec.encode_result(result, context=job.blob_context)
         return StageOutcome(result, blob, retryable=retryable, error_type=error_type_name(exc))
+
+    def _failure_outcome(
+        self,
+        run: RunState,
+        job: StageJob,
+        exc: Exception,
+        retry_on: tuple[type[BaseException], ...],
+    ) -> StageOutcome:
+        log.warning(
+            "executor failed running stage %r of run %s (user %s): %s",
+            job.agent,
+            run.run_id,
+            self.user_hash,
+            error_type_name(exc),
+        )
+        result = self._error_result(run, job.agent, exc, AgentStatus.FAILED, job.attempt)
+        blob = self._rt.codec.encode_result(result, context=job.blob_context)
+        return StageOutcome(
+            result, blob, retryable=isinstance(exc, retry_on), error_type=error_type_name(exc)
+        )
 
     def _error_result(
         self,

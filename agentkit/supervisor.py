@@ -365,8 +365,8 @@ class Supervisor:
             if not isinstance(exc, Exception):
                 raise
         finally:
-            self._forget(engine, run)
             self._scheduler.release(engine.lane)
+            self._forget(engine, run)
 
     def _forget(self, engine: UserExecutionEngine, run: RunState) -> None:
         if engine.runs.pop(run.run_id, None) is not None:

@@ -15,6 +15,7 @@ import pytest
 from agentkit.agent import AgentContext, SubAgent
 from agentkit.errors import AgentTimeoutError
 from agentkit.events import RunEvent
+from agentkit.executor import EmitFn, InProcessExecutor, StageJob, StageOutcome
 from agentkit.limits import Limits
 from agentkit.result import SerializableAgentResult
 from agentkit.sanitizer import ObjectSanitizer
@@ -308,3 +309,38 @@ async def test_results_are_durable_in_sqlite_and_cached(
     runs = await sup.list_runs("frank")
     assert [r.run_id for r in runs] == [res.run_id]
     assert runs[0].owner == sup.owner
+
+
+class _FlakyExecutor(InProcessExecutor):
+    """Fails like a lost remote worker on the first ``fail`` calls, then runs normally."""
+
+    def __init__(self, fail: int) -> None:
+        super().__init__()
+        self.fail = fail
+        self.calls = 0
+
+    async def run_stage(self, job: StageJob, emit: EmitFn) -> StageOutcome:
+        self.calls += 1
+        if self.calls <= self.fail:
+            raise ConnectionResetError("worker lost")
+        return await super().run_stage(job, emit)
+
+
+async def test_executor_failure_is_a_failed_attempt_and_can_be_retried(
+    closing: list[Supervisor],
+) -> None:
+    ex = _FlakyExecutor(fail=1)
+    Agent = make_agent("a", returns="ok", retries=1, retry_on=(ConnectionError,))
+    sup = await _sup([Agent], executor=ex, limits=Limits(retry_backoff=0.01))
+    closing.append(sup)
+    assert (await sup.run("u", ["a"])).output("a") == "ok"
+    assert ex.calls == 2
+
+    ex2 = _FlakyExecutor(fail=100)
+    sup2 = await _sup([make_agent("a"), make_agent("b", depends_on=["a"])], executor=ex2)
+    closing.append(sup2)
+    res = await sup2.run("u", ["a", "b"])
+    assert res.stages["a"].status is AgentStatus.FAILED
+    err = res.stages["a"].error
+    assert err is not None and "ConnectionResetError" in err.type
+    assert res.stages["b"].status is AgentStatus.SKIPPED
