@@ -6,7 +6,7 @@ import threading
 
 import anyio
 import anyio.to_thread
-from conftest import Otel
+from otel_helpers import Otel
 
 from agentkit.telemetry import Telemetry
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
-from conftest import Otel
+from otel_helpers import Otel
 
 from agentkit.telemetry import MetricNames
 

@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 
 import anyio
 import pytest
-from conftest import Otel, make_otel
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+from otel_helpers import Otel, make_otel
 
 from agentkit.agent import AgentContext, SubAgent
 from agentkit.events import AGENT_STARTED

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import Otel
 from opentelemetry.trace import SpanKind, StatusCode
+from otel_helpers import Otel
 
 from agentkit.errors import AgentTimeoutError, StoreError
 from agentkit.status import AgentStatus, RunStatus
@@ -150,7 +150,7 @@ def test_explicit_outcome_wins_over_exception(otel: Otel) -> None:
 
 
 async def test_cancellation_through_scope_is_cancelled() -> None:
-    from conftest import make_otel
+    from otel_helpers import make_otel
 
     o = make_otel()
 

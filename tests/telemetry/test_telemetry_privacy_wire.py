@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from conftest import make_otel
+from otel_helpers import make_otel
 from otlp_receiver import OtlpReceiver, attrs
 
 from agentkit.agent import AgentContext, SubAgent
