@@ -22,6 +22,7 @@ from agentkit.cli._runtime_opts import (
 from agentkit.errors import ConfigurationError
 from agentkit.keys import validate_user_id
 from agentkit.run import RunResult
+from agentkit.telemetry import add_telemetry_options, telemetry_from_args
 
 __all__ = ["register", "stage_rows", "stage_table"]
 
@@ -43,7 +44,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cache", default="memory://", metavar="URL", help="cache URL")
     add_store_options(p)
     add_agents_option(p)
+    add_telemetry_options(p)
     p.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    p.add_argument("--events", action="store_true", help="print the run's events on stderr")
     p.set_defaults(func=guarded(run))
     return p
 
@@ -134,8 +137,16 @@ async def _run(args: argparse.Namespace) -> RunResult:
         db.parent.mkdir(parents=True, exist_ok=True)
     key = signing_key(url, args.key_file, create=True)
     registry = load_registry(args)
-    async with Supervisor(agents=registry, cache=args.cache, store=url, signing_key=key) as sup:
-        return await sup.run(user, pipeline, input=run_input, session_id=args.session)
+    with telemetry_from_args(args, service_name="agentkit-cli") as telemetry:
+        async with Supervisor(
+            agents=registry, cache=args.cache, store=url, signing_key=key, telemetry=telemetry
+        ) as sup:
+            handle = await sup.submit(user, pipeline, input=run_input, session_id=args.session)
+            if args.events:
+                async for ev in handle.events():
+                    data = json.dumps(dict(ev.data), default=str, ensure_ascii=False)
+                    sys.stderr.write(f"{ev.seq:>3}  {ev.kind:<16} {ev.agent or '-':<20} {data}\n")
+            return await handle.result()
 
 
 def run(args: argparse.Namespace) -> int:
