@@ -287,6 +287,7 @@ class DataAgent(SubAgent):
         raw_input = ctx.input if isinstance(ctx.input, Mapping) else {}
         dataset = raw_input.get("dataset") or DEFAULT_DATASET
         by_user, last_ts = load_dataset(dataset)
+        ctx.check_cancelled()  # the first load parses the whole file; stop here if asked
         rows = by_user.get(account, ())
         since = window_start(last_ts, window_days) if last_ts else None
 

@@ -263,7 +263,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Run the AI-spend agents for many users on agentkit.",
     )
-    p.add_argument("--users", type=int, default=24, help="number of users (default 24)")
+    p.add_argument(
+        "--users",
+        type=int,
+        default=24,
+        help="number of users (default 24; the dataset has 100, users past it have no usage)",
+    )
     p.add_argument("--concurrency", type=int, default=8, help="runs executing at once (default 8)")
     p.add_argument("--cache", default="memory://", help="cache URL (default memory://)")
     p.add_argument(
