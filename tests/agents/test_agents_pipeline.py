@@ -33,6 +33,8 @@ async def test_pipeline_cleans_live_handles_and_backends_see_only_codec_bytes(re
         assert list(result.stages) == PIPELINE
         for stage in result.stages.values():
             assert_clean(stage.output)
+        for name in ("triage", "optimizations_core", "reporting"):
+            assert result.stages[name].report.total == 0, (name, result.stages[name].report)
         data = result.stages["data"]
         assert {e.path for e in data.report.entries} == HANDLES  # nothing else lost
         assert data.report.lossy
