@@ -182,3 +182,14 @@ def test_run_prints_events_in_order(capsys, store):
         "run_completed",
     ]
     assert [int(line.split()[0]) for line in err.splitlines()] == [1, 2, 3, 4, 5]
+
+
+def test_unusable_store_path_is_one_line_exit_2(capsys, store, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    bad = f"sqlite:///{blocker / 'sub' / 'x.db'}"
+    code, out, err = cli(
+        capsys, "run", "triage", "--user", "u", "--store", bad, "--agents-path", AGENTS
+    )
+    assert code == 2 and out == ""
+    one_error_line(err, "Error")

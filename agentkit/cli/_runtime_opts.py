@@ -196,7 +196,8 @@ def to_json(value: Any) -> str:
 
 
 def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a subcommand: typed agentkit errors become one line on stderr and exit code 2."""
+    """Wrap a subcommand: typed agentkit errors and OS errors (paths) become one line on
+    stderr and exit code 2; Ctrl-C exits 130 without a traceback."""
 
     def run(args: argparse.Namespace) -> int:
         err: TextIO = sys.stderr
@@ -205,6 +206,12 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         except AgentkitError as exc:
             err.write(f"agentkit: error: {exc} ({type(exc).__name__})\n")
             return 2
+        except OSError as exc:  # a path that cannot be created or read: the caller can fix it
+            err.write(f"agentkit: error: {exc} ({type(exc).__name__})\n")
+            return 2
+        except KeyboardInterrupt:
+            err.write("agentkit: interrupted\n")
+            return 130
 
     run.__name__ = getattr(func, "__name__", "run")
     run.__doc__ = func.__doc__
