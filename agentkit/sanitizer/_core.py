@@ -141,7 +141,7 @@ class ObjectSanitizer:
             data = self._fast.encode(obj, self._cfg.fast_limit)
             if data is not None and not self._needs_redaction(obj, data):
                 return obj, report
-        return self._walk(obj, report), report
+        return self._walk(obj, report)[0], report
 
     def sanitize_pickled(self, obj: Any) -> tuple[Any, SanitizeReport, bytes]:
         """Return ``(clean, report, pickle_bytes)``; never raises.
@@ -154,14 +154,15 @@ class ObjectSanitizer:
             data = self._fast.encode(obj, self._cfg.fast_limit)
             if data is not None and not self._needs_redaction(obj, data):
                 return obj, report, self._fast.finish(data)
-        clean = self._walk(obj, report)
-        return clean, report, self._pickle_clean(clean, obj, report)
+        clean, pieces = self._walk(obj, report)
+        return clean, report, self._pickle_clean(clean, obj, report, pieces)
 
     # --- internals --------------------------------------------------------------------------
 
-    def _walk(self, obj: Any, report: SanitizeReport) -> Any:
+    def _walk(self, obj: Any, report: SanitizeReport) -> tuple[Any, list[tuple[Any, bytes]]]:
+        """The walk's clean value, and the subtrees it kept with their native encodings."""
         if self._fast is None:
-            return Walker(self._cfg, report, self._kinds).run(obj)
+            return Walker(self._cfg, report, self._kinds).run(obj), []
         # Subtrees the native pass proves clean are kept as they are; whether any of them
         # needs redaction is decided once for all of them at the end (rarely: walk again).
         encode = self._fast.session()
@@ -180,8 +181,8 @@ class ObjectSanitizer:
             report.entries.clear()
             report.counts.clear()
             report.entries_dropped = 0
-            clean = Walker(self._cfg, report, self._kinds).run(obj)
-        return clean
+            return Walker(self._cfg, report, self._kinds).run(obj), []
+        return clean, accepted
 
     def _any_needs_redaction(self, accepted: list[tuple[Any, bytes]]) -> bool:
         data = b"".join(body for _, body in accepted)
@@ -192,7 +193,13 @@ class ObjectSanitizer:
             return False
         return any(_has_secret_key(sub, cfg.matcher.is_secret_key) for sub, _ in accepted)
 
-    def _pickle_clean(self, clean: Any, obj: Any, report: SanitizeReport) -> bytes:
+    def _pickle_clean(
+        self, clean: Any, obj: Any, report: SanitizeReport, pieces: list[tuple[Any, bytes]]
+    ) -> bytes:
+        if self._fast is not None and pieces:
+            whole = self._fast.encode_with(clean, pieces)
+            if whole is not None:
+                return whole
         if self._fast is not None:
             data = self._fast.encode(clean, 1 << 62)
             if data is not None:

@@ -183,6 +183,32 @@ class FastEncoder:
 
         return encode
 
+    def encode_with(self, obj: Any, pieces: list[tuple[Any, bytes]]) -> bytes | None:
+        """Loadable bytes of ``obj`` whose subtrees in ``pieces`` are already encoded.
+
+        Each piece's body is replayed into the unpickler's memo (its STOP becomes MEMOIZE,
+        then POP), and the pickler is told about it, so the main pass writes a memo reference
+        for it instead of encoding it again. Returns None if the main pass fails.
+        """
+        memo = dict(self._memo)
+        base = len(memo)
+        parts: list[Any] = [b"\x80\x05", self._prologue]
+        for i, (sub, body) in enumerate(pieces):
+            memo[id(sub)] = (base + i, sub)
+            parts.append(memoryview(body)[2:-1])
+            parts.append(b"\x940")  # MEMOIZE (in STOP's place within the frame), POP
+        sink = _Sink(1 << 62)
+        p = self._pickler(sink, 4)
+        p.memo = memo
+        p.fast = True
+        try:
+            p.dump(obj)
+        except Exception:
+            return None
+        main = b"".join(sink.chunks)
+        parts.append(memoryview(main)[2:])
+        return b"".join(parts)
+
     def finish(self, body: bytes) -> bytes:
         """Protocol-5 pickle bytes: header, the memo prologue, then the body's opcodes."""
         return b"".join((b"\x80\x05", self._prologue, memoryview(body)[2:]))

@@ -24,7 +24,7 @@ DEFAULT_SECRET_KEYS: tuple[str, ...] = (
     "privatekey",
 )
 
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
 # scheme://user:password@  (user may be empty: redis://:password@host)
 _URL_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/?#]*):([^\s@/?#]+)@")
 _NON_ALNUM_BYTES = bytes(b for b in range(256) if not (48 <= b <= 57 or 97 <= b <= 122))
@@ -32,8 +32,8 @@ _URL_CREDENTIALS_BYTES = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://[^\s:@/?#]*:[^
 
 
 def normalise_key(key: str) -> str:
-    """Lower-case and drop everything but ASCII letters and digits (``API-Key`` -> ``apikey``)."""
-    return _NON_ALNUM.sub("", key.lower())
+    """Keep only ASCII letters and digits, lower-cased (``API-Key`` -> ``apikey``)."""
+    return _NON_ALNUM.sub("", key).lower()
 
 
 class SecretMatcher:
@@ -73,15 +73,12 @@ class SecretMatcher:
         """Cheap native over-approximation: could any string in ``data`` be a secret key?
 
         ``data`` is UTF-8 text or a pickle of it. Like :func:`normalise_key`, this lower-cases
-        and drops every byte that is not an ASCII letter or digit (gluing neighbouring strings
-        together only adds false hits), then looks for each fragment. The two non-ASCII
-        characters whose lower case is ASCII are mapped first.
+        ASCII and drops every byte that is not an ASCII letter or digit (gluing neighbouring
+        strings together only adds false hits), then looks for each fragment.
         """
         if not self._scan:
             return False
         low = data.lower()
-        if b"\xe2\x84\xaa" in low or b"\xc4\xb0" in low:
-            low = low.replace(b"\xe2\x84\xaa", b"k").replace(b"\xc4\xb0", b"i")
         flat = low.translate(None, _NON_ALNUM_BYTES)
         for fragment in self._scan:  # noqa: SIM110 - a plain loop is faster here
             if fragment in flat:

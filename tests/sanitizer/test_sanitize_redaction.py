@@ -34,7 +34,7 @@ from agentkit.sanitizer import REDACTED, ObjectSanitizer
         "private_key",
         "privateKey",
         "pass_word",
-        "TO\u212aEN",
+        "tök_token",
     ],
 )
 @pytest.mark.parametrize("fast_path", [True, False])
