@@ -63,3 +63,20 @@ async def test_pipeline_is_deterministic(registry, codec):
     live = ("db", "logger", "query")
     strip = lambda out: {k: v for k, v in out.items() if k not in live}  # noqa: E731
     assert strip(a.output("data")) == strip(b.output("data"))
+
+
+async def test_a_failing_stage_is_recorded_and_downstream_is_skipped(registry, codec, tmp_path):
+    async with Supervisor(agents=registry, store=RecordingStore(codec), codec=codec) as sup:
+        result = await sup.run(
+            "user-001", PIPELINE, input={"request": "x", "dataset": str(tmp_path / "none.csv")}
+        )
+    assert not result.ok
+    assert result.stages["triage"].ok
+    data = result.stages["data"]
+    assert str(data.status) == "failed"
+    assert data.error is not None and data.error.type.endswith("ConfigurationError")
+    assert "generate.py" in data.error.message
+    assert [str(result.stages[n].status) for n in ("optimizations_core", "reporting")] == [
+        "skipped",
+        "skipped",
+    ]
