@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agentkit._rebind import Rebinder
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
 from agentkit.errors import AgentTimeoutError, RunCancelledError
@@ -80,6 +81,8 @@ class EngineRuntime:
     stats: EngineStats = field(default_factory=EngineStats)
     #: also write the run record when a run starts (not only when queued and when done)
     record_running: bool = True
+    #: re-tags the store blob for the cache instead of encoding the result twice
+    rebinder: Rebinder | None = None
 
 
 def store_context(run_id: str, agent: str) -> bytes:
@@ -387,7 +390,11 @@ class UserExecutionEngine:
         key = cache_key("agentkit", self.user_hash, run.run_id, name)
         try:
             with tel.step_span("agentkit.cache.set") as span:
-                cache_blob = rt.codec.encode_result(result, context=key.encode())
+                ctx = key.encode()
+                if rt.rebinder is not None:
+                    cache_blob = rt.rebinder.rebind(blob, ctx)
+                else:
+                    cache_blob = rt.codec.encode_result(result, context=ctx)
                 span.set(payload_bytes=len(cache_blob))
                 timeout = rt.limits.cache_timeout
                 if timeout is None:

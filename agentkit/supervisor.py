@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from agentkit._dag import Plan, build_plan
+from agentkit._rebind import checked_rebinder
 from agentkit.agent import SubAgent
 from agentkit.backends import cache_from_url, store_from_url
 from agentkit.cache.base import Cache
@@ -122,7 +123,12 @@ class Supervisor:
         if executor is None or isinstance(executor, str):
             self._owned.append(self.executor)
         self.telemetry = telemetry if telemetry is not None else Telemetry.noop()
-        self.codec = codec if codec is not None else _codec(signing_key)
+        if codec is not None:
+            self.codec = codec
+            rebinder = checked_rebinder(codec, None) if codec.signing_key_id is None else None
+        else:
+            self.codec, codec_key = _codec(signing_key)
+            rebinder = checked_rebinder(self.codec, codec_key)
         self.hasher = UserHasher(
             None if signing_key is None else derive_key(signing_key, "user-hash")
         )
@@ -143,6 +149,7 @@ class Supervisor:
             hasher=self.hasher,
             owner=self.owner,
             stats=self.stats,
+            rebinder=rebinder,
         )
         self._engines: dict[str, UserExecutionEngine] = {}
         self._scheduler: FairScheduler[RunState] = FairScheduler(
@@ -552,12 +559,12 @@ class _RunIds:
         return uuid.UUID(bytes=chunk, version=4).hex
 
 
-def _codec(signing_key: bytes | None) -> Codec:
+def _codec(signing_key: bytes | None) -> tuple[Codec, bytes | None]:
     if signing_key is None:
-        return Codec(layers=("json", "str"))
+        return Codec(layers=("json", "str")), None
     sub = derive_key(signing_key, "codec")
     key_id = "k" + hashlib.sha256(b"agentkit/key-id/" + sub).hexdigest()[:8]
-    return Codec(signing_keys=[(key_id, sub)])
+    return Codec(signing_keys=[(key_id, sub)]), sub
 
 
 def _executor(value: Executor | str | None) -> Executor:
