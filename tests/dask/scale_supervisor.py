@@ -37,6 +37,7 @@ async def one_run(sup: Supervisor, user: str, i: int) -> dict[str, Any]:
         "user": user,
         "i": i,
         "status": result.status.value,
+        "error": result.error,
         "kinds": [ev.kind for ev in events],
         "steps": sorted({ev.data.get("step") for ev in events if ev.kind == "progress"}),
         "event_users": sorted(
