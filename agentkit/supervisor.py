@@ -60,8 +60,7 @@ log = logging.getLogger("agentkit.supervisor")
 
 _PLAN_CACHE_SIZE = 256
 _EXECUTORS = {
-    "dask": "agentkit.dask_executor:DaskExecutor",
-    "tls": "agentkit.dask_executor:DaskExecutor",
+    scheme: "agentkit.dask_executor:DaskExecutor" for scheme in ("dask", "dask+tls", "tcp", "tls")
 }
 
 
