@@ -88,6 +88,7 @@ def main() -> None:
     san = ObjectSanitizer()
     pickle_codec = Codec([("k1", KEY)], layers=("pickle",))
     json_codec = Codec([("k1", KEY)], layers=("json",))
+    str_codec = Codec([("k1", KEY)], layers=("str",))
 
     clean = clean_payload()
 
@@ -113,6 +114,7 @@ def main() -> None:
     by_id = {id(p): r for p, r in zip(payloads, res, strict=True)}
     blobs_p = {id(p): pickle_codec.encode_result(by_id[id(p)], CTX) for p in payloads}
     blobs_j = {id(p): json_codec.encode_result(by_id[id(p)], CTX) for p in payloads}
+    blobs_s = {id(p): str_codec.encode_result(by_id[id(p)], CTX) for p in payloads}
 
     row("sanitize", lambda p: lambda: san.sanitize(p))
     row("sanitize_pickled", lambda p: lambda: san.sanitize_pickled(p))
@@ -142,6 +144,11 @@ def main() -> None:
     row("encode only, JSON layer", lambda p: lambda: json_codec.encode_result(by_id[id(p)], CTX))
     row("decode, pickle layer", lambda p: lambda: pickle_codec.decode_result(blobs_p[id(p)], CTX))
     row("decode, JSON layer", lambda p: lambda: json_codec.decode_result(blobs_j[id(p)], CTX))
+    row(
+        "encode only, str layer (lossy)",
+        lambda p: lambda: str_codec.encode_result(by_id[id(p)], CTX),
+    )
+    row("decode, str layer (lossy)", lambda p: lambda: str_codec.decode_result(blobs_s[id(p)], CTX))
 
     print(
         f"payload: pickle.dumps(clean) = {size} bytes, {base:.1f} us (median of "
