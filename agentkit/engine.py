@@ -240,6 +240,9 @@ class UserExecutionEngine:
                             )
                 except Exception as exc:  # the executor itself failed (e.g. a lost worker)
                     outcome = self._failure_outcome(run, job, exc, cls.retry_on)
+                if run.cancel_reason is not None:
+                    # the agent swallowed the cancellation; the run stops all the same
+                    raise asyncio.CancelledError
                 result = outcome.result
                 duration = time.monotonic() - start
                 tel.record_agent(name, result.status, duration, outcome.error_type)

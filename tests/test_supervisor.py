@@ -346,3 +346,33 @@ async def test_run_ids_and_owner_are_unique() -> None:
     async with a:
         ids = {(await a.submit("u", ["a"])).run_id for _ in range(50)}
     assert len(ids) == 50
+
+
+async def test_an_agent_that_swallows_cancellation_does_not_keep_the_run_going(
+    sups: list[Supervisor],
+) -> None:
+    started = asyncio.Event()
+    ran_after: list[str] = []
+
+    async def stubborn(ctx: AgentContext) -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return "ignored the cancel"
+        return "slept"
+
+    sup = await _start(
+        sups,
+        [
+            make_agent("stubborn", stubborn, timeout=None),
+            make_agent("next", lambda ctx: ran_after.append(ctx.run_id), depends_on=["stubborn"]),
+        ],
+    )
+    handle = await sup.submit("u", ["stubborn", "next"])
+    await started.wait()
+    await handle.cancel()
+    res = await handle.result()
+    assert res.status is RunStatus.CANCELLED
+    assert ran_after == []
+    assert res.stages["next"].status is AgentStatus.SKIPPED
