@@ -21,8 +21,9 @@ each event once (live when possible, otherwise from the batch), so none is lost.
 Cancellation cancels the Dask future; the worker notices within a fraction of a second and
 cancels an ``async`` agent (a plain ``def run`` sees ``ctx.cancelled``). A worker that dies
 mid-stage makes Dask run the stage again on another worker (up to the scheduler's
-``distributed.scheduler.allowed-failures``); past that, the stage fails with the typed error
-and the engine's retry policy decides.
+``distributed.scheduler.allowed-failures``); past that (``KilledWorker``), this executor
+submits it again up to ``resubmit`` times within its deadline, and then the stage fails
+with that error and the engine's retry policy decides. Never a hung run.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,7 +47,9 @@ from agentkit._dask_worker import (
     run_stage_task,
 )
 from agentkit.errors import (
+    AgentkitError,
     AgentNotOnWorkerError,
+    CodecError,
     ConfigurationError,
     MissingDependencyError,
     TamperedError,
@@ -89,8 +94,11 @@ class DaskExecutor:
         live_events: forward agents' events as they happen (via a Dask event topic private to
             this executor); with ``False`` they arrive together with the stage's result.
         retries: Dask-level retries of a stage whose task *raised* on the worker (agent
-            errors never raise there: they come back as failed results). Lost workers are
-            handled by the scheduler regardless (``allowed-failures``).
+            errors never raise there: they come back as failed results).
+        resubmit: times a stage is submitted again when its Dask task is lost rather than
+            failed (``KilledWorker`` after the scheduler's own ``allowed-failures``
+            re-runs, a future cancelled by the cluster, a broken connection), while its
+            deadline allows. A missing plugin or key is never resubmitted.
         connect_timeout: seconds to wait for the scheduler when connecting.
         plugin: an :class:`AgentkitWorkerPlugin` to register on the cluster at start (for
             example to name a plugin folder present on every worker).
@@ -106,6 +114,7 @@ class DaskExecutor:
         address: str | None = None,
         live_events: bool = True,
         retries: int = 0,
+        resubmit: int = 2,
         connect_timeout: float = 30.0,
         plugin: AgentkitWorkerPlugin | None = None,
         submit_options: dict[str, Any] | None = None,
@@ -120,13 +129,15 @@ class DaskExecutor:
                 "DaskExecutor needs an asynchronous client: create it inside the Supervisor's "
                 "event loop with distributed.Client(address, asynchronous=True)"
             )
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigurationError(f"retries must be an int >= 0, got {retries!r}")
+        for name, value in (("retries", retries), ("resubmit", resubmit)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{name} must be an int >= 0, got {value!r}")
         self._client: Any = client
         self._owns_client = client is None
         self._address = address
         self._live = live_events
         self._retries = retries
+        self._resubmit = resubmit
         self._connect_timeout = connect_timeout
         self._plugin = plugin
         options = dict(submit_options or {})
@@ -221,27 +232,36 @@ class DaskExecutor:
             key_id=codec.signing_key_id,
             layers=codec.layers,
         )
-        # The task key names the agent and a random token: never a user id or a secret.
-        key = f"agentkit-{job.agent}-{token}"
         started_at = datetime.now(UTC)
         self._routes[token] = route
         try:
-            future = self.client.submit(
-                run_stage_task,
-                job,
-                call,
-                key=key,
-                pure=False,
-                retries=self._retries or None,
-                **self._submit_options,
-            )
-            try:
-                reply: WorkerReply = await future
-            except asyncio.CancelledError:
-                self._cancel_soon(future)
-                raise
-            except Exception as exc:
-                return self._failure(job, exc, started_at)
+            for submission in range(self._resubmit + 1):
+                # The key names the agent and a random token: never a user id or a secret.
+                future = self.client.submit(
+                    run_stage_task,
+                    job,
+                    call,
+                    key=f"agentkit-{job.agent}-{token}-{submission}",
+                    pure=False,
+                    retries=self._retries or None,
+                    **self._submit_options,
+                )
+                try:
+                    reply: WorkerReply = await future
+                    break
+                except asyncio.CancelledError:
+                    self._cancel_soon(future)
+                    raise
+                except Exception as exc:
+                    if submission < self._resubmit and _lost(exc) and _time_left(job) > 0:
+                        log.warning(
+                            "stage %r of run %s lost its Dask task (%s); submitting it again",
+                            job.agent,
+                            job.run_id,
+                            error_type_name(exc),
+                        )
+                        continue
+                    return self._failure(job, exc, started_at)
             self._deliver_batch(route, reply)
         finally:
             self._routes.pop(token, None)
@@ -249,11 +269,12 @@ class DaskExecutor:
             result: SerializableAgentResult = codec.decode_result(
                 reply.blob, context=job.blob_context
             )
-        except TamperedError as exc:
-            raise TamperedError(
+        except CodecError as exc:
+            failure = TamperedError(
                 f"the result of stage {job.agent!r} from Dask worker {reply.worker} did not "
-                "verify; the worker's signing key differs from the supervisor's"
-            ) from exc
+                f"verify ({type(exc).__name__}); give the workers the supervisors' signing key"
+            )
+            return self._failure(job, failure, started_at)
         # The worker's telemetry is off; its clean and encode steps are counted here.
         if result.report.total:
             rt.telemetry.record_sanitizer(result.report.counts)
@@ -282,9 +303,9 @@ class DaskExecutor:
             retry_on = rt.registry.get(job.agent).retry_on
         except Exception:
             retry_on = ()
-        retryable = not isinstance(exc, AgentNotOnWorkerError | ConfigurationError) and isinstance(
-            exc, retry_on
-        )
+        retryable = not isinstance(
+            exc, AgentNotOnWorkerError | ConfigurationError | CodecError
+        ) and isinstance(exc, retry_on)
         result = SerializableAgentResult.from_error(
             exc,
             status=AgentStatus.FAILED,
@@ -337,3 +358,12 @@ class DaskExecutor:
             return
         if isinstance(data, dict):
             route.emit(kind, data)
+
+
+def _lost(exc: BaseException) -> bool:
+    """True when a stage's task was lost by the cluster rather than failed by agentkit."""
+    return not isinstance(exc, AgentkitError)
+
+
+def _time_left(job: StageJob) -> float:
+    return math.inf if job.deadline is None else job.deadline - time.time()

@@ -33,9 +33,12 @@ def strict_cluster(tmp_path: Path) -> Iterator[LoopbackCluster]:
         cluster.stop()
 
 
-async def test_worker_lost_beyond_allowed_failures_fails_the_stage_clearly(
-    strict_cluster: LoopbackCluster, tmp_path: Path
+@pytest.mark.parametrize("resubmit", [0, 1])
+async def test_worker_lost_beyond_allowed_failures(
+    strict_cluster: LoopbackCluster, tmp_path: Path, resubmit: int
 ) -> None:
+    """resubmit=0: the stage fails clearly (KilledWorker); resubmit=1: it runs again on the
+    surviving worker and succeeds."""
     registry = AgentRegistry()
     registry.load_path(PLUGINS)
     async with (
@@ -44,10 +47,10 @@ async def test_worker_lost_beyond_allowed_failures_fails_the_stage_clearly(
             registry,
             store=f"sqlite:///{tmp_path / 'runs.db'}",
             signing_key=SIGNING_KEY,
-            executor=DaskExecutor(client),
+            executor=DaskExecutor(client, resubmit=resubmit),
         ) as sup,
     ):
-        handle = await sup.submit("jack", ["dt_sleepy"], input={"seconds": 30})
+        handle = await sup.submit("jack", ["dt_sleepy"], input={"seconds": 4 + 26 * (1 - resubmit)})
         async for ev in handle.events():
             if ev.kind == "progress":
                 break
@@ -55,9 +58,15 @@ async def test_worker_lost_beyond_allowed_failures_fails_the_stage_clearly(
         busy = [addr for addr, keys in processing.items() if keys]
         names = {a: w["name"] for a, w in (await client.scheduler.identity())["workers"].items()}
         assert len(busy) == 1
-        strict_cluster.kill_worker(names[busy[0]])
+        victim = names[busy[0]]
+        strict_cluster.kill_worker(victim)
         result = await asyncio.wait_for(handle.result(), timeout=30)
-    assert result.status is RunStatus.FAILED
     stage = result.stages["dt_sleepy"]
-    assert stage.status is AgentStatus.FAILED and stage.error is not None
-    assert "KilledWorker" in stage.error.type
+    if resubmit:
+        assert result.status is RunStatus.SUCCEEDED, result.error
+        survivor = next(p for n, p in strict_cluster.workers.items() if n != victim)
+        assert stage.output["pid"] == survivor.pid
+    else:
+        assert result.status is RunStatus.FAILED
+        assert stage.status is AgentStatus.FAILED and stage.error is not None
+        assert "KilledWorker" in stage.error.type

@@ -143,7 +143,7 @@ async def test_two_supervisors_1000_runs_100_users_worker_killed_mid_load(
     assert len(runs) == 1000
     assert len({r["run_id"] for r in runs}) == 1000, "run ids must be globally unique"
     for r in runs:
-        assert r["status"] == "succeeded", r
+        assert r["status"] == "succeeded", json.dumps(r)
         # the events of each run reached its caller, and only its caller's
         assert r["kinds"][0] == "run_started" and r["kinds"][-1] == "run_completed", r
         assert r["steps"] == [0, 1, 2], r
