@@ -306,7 +306,7 @@ class Walker:
         if kind is K_BYTES:
             return self._bytes(bytes.__bytes__(obj), path)
         if kind is K_BYTEARRAY:
-            return self._bytes(bytes(obj), path)
+            return self._bytes(bytes(bytearray.copy(obj)), path)
         if kind is K_DATE:
             return date.fromordinal(date.toordinal(obj))
         if kind is K_TIMEDELTA:
@@ -333,7 +333,7 @@ class Walker:
             return handlers.placeholder(category, t, **meta)
         if kind is K_EXC:
             self._add(path, ReportKind.REPLACED, t, "exception became a structured error")
-            return handlers.describe_exception(obj)
+            return self._redact_texts(handlers.describe_exception(obj), path)
         if kind is K_SECRET:
             self._add(path, ReportKind.REDACTED, t, "pydantic secret value")
             return REDACTED
@@ -341,7 +341,7 @@ class Walker:
             self._add(path, ReportKind.REPLACED, t, "path became its string form")
             return (
                 self._str(str(obj), path)
-                if t.__module__ == "pathlib"
+                if _safe.module_of_type(t) == "pathlib"
                 else handlers.placeholder("value", t)
             )
         if kind is K_ARRAY:
@@ -382,6 +382,22 @@ class Walker:
             self._add(path, ReportKind.ERROR, t, "registered handler returned its input")
             return handlers.placeholder("error", t)
         return self._nested(result, path, depth)
+
+    def _redact_texts(self, error: dict[str, Any], path: Path) -> dict[str, Any]:
+        """URL credentials out of an exception's message and traceback (and its causes)."""
+        if not self.cfg.redact_urls:
+            return error
+        node: Any = error
+        while type(node) is dict:
+            for field in ("message", "traceback"):
+                text = node.get(field)
+                if type(text) is str and "://" in text:
+                    red = self.cfg.matcher.redact_url_credentials(text)
+                    if red is not None:
+                        node[field] = red
+                        self._add(path, ReportKind.REDACTED, str, f"credentials in a URL ({field})")
+            node = node.get("cause")
+        return error
 
     # --- scalars ------------------------------------------------------------------------
 

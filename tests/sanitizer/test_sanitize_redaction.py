@@ -162,3 +162,14 @@ def test_secrets_inside_subtrees_the_walk_accepts_natively_are_still_redacted() 
     # without secrets, subtrees proven clean natively are kept as they are (not copied)
     clean, report = ObjectSanitizer().sanitize({"module": os, "plain": obj["plain"]})
     assert clean["plain"] is obj["plain"] and report.paths == ["$.module"]
+
+
+def test_url_credentials_in_exception_messages_are_redacted() -> None:
+    try:
+        raise ConnectionError("cannot reach redis://app:hunter2@cache:6379")
+    except ConnectionError as exc:
+        err = exc
+    clean, report = ObjectSanitizer().sanitize({"error": err})
+    assert clean["error"]["message"] == "cannot reach redis://app:***@cache:6379"
+    assert "hunter2" not in repr(clean)
+    assert report.counts == {"replaced": 1, "redacted": 2}
