@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping
+from contextvars import Token
 from types import TracebackType
 from typing import Any, Final
 
@@ -215,16 +216,17 @@ class _RecordingSpanHandle(SpanHandle):
         return trace.set_span_in_context(self._span)
 
     def set(self, **attrs: object) -> None:
-        for key, value in attrs.items():
-            converted = to_attribute_value(value)
-            if converted is not None:
-                self._span.set_attribute(alias(key), converted)
+        out: dict[str, AttributeValue] = {}
+        build_attributes(out, attrs)
+        self._span.set_attributes(out)
 
     def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        out: dict[str, AttributeValue] = {}
         for key, value in attributes.items():
             converted = to_attribute_value(value)
             if converted is not None:
-                self._span.set_attribute(key, converted)
+                out[key] = converted
+        self._span.set_attributes(out)
 
     def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
         self._span.add_event(name, event_attributes(attributes, self._content))
@@ -329,7 +331,16 @@ class SpanScope:
     unless :meth:`SpanHandle.set_outcome` was already called; the exception still propagates.
     """
 
-    __slots__ = ("_attrs", "_handle", "_kind", "_name", "_parent", "_telemetry", "_token")
+    __slots__ = (
+        "_attrs",
+        "_handle",
+        "_name",
+        "_parent",
+        "_record_content",
+        "_status_key",
+        "_token",
+        "_tracer",
+    )
 
     def __init__(
         self,
@@ -341,20 +352,23 @@ class SpanScope:
         record_content: bool,
         status_key: str | None,
     ) -> None:
-        self._telemetry = (tracer, record_content, status_key)
+        self._tracer = tracer
         self._name = name
         self._attrs = attributes
         self._parent = parent
-        self._kind = SpanKind.INTERNAL
+        self._record_content = record_content
+        self._status_key = status_key
         self._handle: _RecordingSpanHandle | None = None
-        self._token: object = None
+        self._token: Token[Context] | None = None
 
     def __enter__(self) -> SpanHandle:
-        tracer, record_content, status_key = self._telemetry
-        span = tracer.start_span(
-            self._name, context=self._parent, kind=self._kind, attributes=self._attrs
+        span = self._tracer.start_span(
+            self._name,
+            context=self._parent,
+            kind=SpanKind.INTERNAL,
+            attributes=self._attrs or None,
         )
-        self._handle = _RecordingSpanHandle(span, record_content, status_key)
+        self._handle = _RecordingSpanHandle(span, self._record_content, self._status_key)
         self._token = otel_context.attach(trace.set_span_in_context(span, self._parent))
         return self._handle
 
@@ -364,12 +378,12 @@ class SpanScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        handle = self._handle
-        if handle is None:
+        handle, token = self._handle, self._token
+        if handle is None or token is None:
             return
-        self._handle = None
+        self._handle = self._token = None
         try:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(token)
         finally:
             handle.finish(exc)
 

@@ -438,3 +438,18 @@ def test_children_of_a_sampled_out_run_are_skipped() -> None:
     # without a parent, a step span is still created (and sampled by the sampler)
     assert tel.step_span("agentkit.cache.set") is not NOOP_SCOPE
     assert exporter.get_finished_spans() == ()
+
+
+def test_set_attributes_by_full_name_skips_none(otel: Otel) -> None:
+    with otel.tel.step_span("agentkit.store.save") as span:
+        span.set_attributes({"agentkit.store.backend": "postgres", "agentkit.x": None})
+        span.set(rows=3, tags=["a", "b"], status=AgentStatus.FAILED)
+        span.add_event("flushed", {"n": 2})
+    s = otel.one("agentkit.store.save")
+    assert dict(s.attributes or {}) == {
+        "agentkit.store.backend": "postgres",
+        "agentkit.rows": 3,
+        "agentkit.tags": ("a", "b"),
+        "agentkit.status": "failed",
+    }
+    assert [e.name for e in s.events] == ["flushed"]
