@@ -21,7 +21,7 @@ import base64
 import contextlib
 import json
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -46,8 +46,12 @@ def _tz_extra(tz: object, out: dict[str, Any]) -> None:
 
 
 def _enc_datetime(o: datetime) -> dict[str, Any]:
-    out: dict[str, Any] = {TAG_KEY: "dt", "v": o.isoformat()}
     tz = o.tzinfo
+    if (tz is None or tz is UTC) and not o.fold:
+        # the writer formats these natively and exactly; other offsets may have seconds,
+        # which it would round to minutes, so Python formats those
+        return {TAG_KEY: "dt", "v": o}
+    out: dict[str, Any] = {TAG_KEY: "dt", "v": o.isoformat()}
     if tz is not None and type(tz) is not timezone:
         _tz_extra(tz, out)
     if o.fold:
@@ -69,7 +73,8 @@ def _enc_float(o: float) -> Any:
 
 
 def to_tagged(value: Any) -> Any:
-    """Return the JSON-native tagged form of a clean ``value``.
+    """Return the tagged form of a clean ``value``: JSON types, plus datetimes (naive or UTC),
+    dates, UUIDs and Decimals inside tags, which the writer formats natively.
 
     Raises:
         NotEncodable: ``value`` holds something outside the clean domain.
@@ -142,11 +147,12 @@ def _enc_map(value: dict[Any, Any]) -> dict[str, Any]:
 
 _ENCODERS: dict[type, _Enc] = {
     datetime: _enc_datetime,
-    date: lambda o: {TAG_KEY: "d", "v": o.isoformat()},
+    date: lambda o: {TAG_KEY: "d", "v": o},
     time: _enc_time,
     timedelta: lambda o: {TAG_KEY: "td", "v": [o.days, o.seconds, o.microseconds]},
-    UUID: lambda o: {TAG_KEY: "uuid", "v": f"{o.int:032x}"},
-    Decimal: lambda o: {TAG_KEY: "dec", "v": str(o)},
+    # the writer formats UUIDs, Decimals (as str() does) and dates natively
+    UUID: lambda o: {TAG_KEY: "uuid", "v": o},
+    Decimal: lambda o: {TAG_KEY: "dec", "v": o},
     bytes: lambda o: {TAG_KEY: "b", "v": base64.b64encode(o).decode("ascii")},
     tuple: lambda o: {TAG_KEY: "tup", "v": _enc_list(o)},
     set: lambda o: {TAG_KEY: "set", "v": _enc_list(o)},
@@ -261,8 +267,22 @@ def _object_hook(d: dict[str, Any]) -> Any:
     return dec(d)
 
 
+def _native_default(o: Any) -> str:
+    # what pydantic-core writes for the objects to_tagged leaves inside tags
+    t = type(o)
+    if t is datetime or t is date:
+        return str(o.isoformat())
+    if t is UUID or t is Decimal:
+        return str(o)
+    raise TypeError(f"unexpected {t.__name__} in a tagged tree")
+
+
 _ASCII_ENCODER = json.JSONEncoder(
-    ensure_ascii=True, allow_nan=False, check_circular=False, separators=(",", ":")
+    ensure_ascii=True,
+    allow_nan=False,
+    check_circular=False,
+    separators=(",", ":"),
+    default=_native_default,
 )
 _DECODER = json.JSONDecoder(object_hook=_object_hook)
 
