@@ -133,6 +133,7 @@ class Walker:
         "nodes",
         "report",
         "secret_cache",
+        "tried",
     )
 
     def __init__(
@@ -144,6 +145,7 @@ class Walker:
     ) -> None:
         self.cfg = cfg
         self.native = native
+        self.tried = 0  # id of the child whose native pass just failed (do not retry it)
         self.report = report
         self.kinds = kinds
         self.active: dict[int, Path] = {}
@@ -515,7 +517,12 @@ class Walker:
             self._add(path, ReportKind.CYCLE, t, f"refers back to {target}")
             return handlers.placeholder("cycle", t, target=target)
         native = self.native
-        if native is not None and depth > 0 and (t is dict or t is list or t is tuple):
+        if (
+            native is not None
+            and depth > 0
+            and (t is dict or t is list or t is tuple)
+            and oid != self.tried
+        ):
             # a clean subtree is proven so by one native pass and kept as it is; it is
             # charged to the budgets by its encoded size
             size = native(obj)
@@ -580,6 +587,7 @@ class Walker:
         maxn = self.cfg.max_nodes
         maxb = self.cfg.max_total_bytes
         plain = _PLAIN
+        native = self.native
         i = -1
         for i, v in enumerate(items):
             if i >= limit:
@@ -600,6 +608,15 @@ class Walker:
                     self.nodes += 1
                     self.nbytes += len(v)
             else:
+                if native is not None and (tv is dict or tv is list or tv is tuple):
+                    # offer a clean-looking child to the native pass before walking it
+                    size = native(v)
+                    if size is not None:
+                        self.nodes += size >> 3
+                        self.nbytes += size
+                        append(v)
+                        continue
+                    self.tried = id(v)
                 append((yield v, i))
         return out if make is list else tuple(out)
 
@@ -612,6 +629,7 @@ class Walker:
         maxn = self.cfg.max_nodes
         maxb = self.cfg.max_total_bytes
         plain = _PLAIN
+        native = self.native
         cache = self.secret_cache
         matcher = self.cfg.matcher
         converted = False
@@ -652,6 +670,14 @@ class Walker:
                     self.nodes += 1
                     self.nbytes += len(v)
             else:
+                if native is not None and (tv is dict or tv is list or tv is tuple):
+                    size = native(v)
+                    if size is not None:
+                        self.nodes += size >> 3
+                        self.nbytes += size
+                        out[key] = v
+                        continue
+                    self.tried = id(v)
                 out[key] = yield v, key
         return out
 
