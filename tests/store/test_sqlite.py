@@ -334,3 +334,29 @@ async def test_start_can_be_retried_after_the_cause_is_fixed(tmp_path: Path) -> 
     await store.save_run(make_run("u", "r1"))
     assert [r.run_id for r in await store.list_runs("u")] == ["r1"]
     await store.aclose()
+
+
+async def test_a_big_write_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    recs = [make_result("u", f"r{i}", "a", minute=i % 500) for i in range(5000)]
+    async with SQLiteStore(tmp_path / "s.db") as store:
+        ticks = 0
+        saving = True
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while saving:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.01)
+        before = ticks
+        t0 = time.perf_counter()
+        await store.save_results(recs)
+        elapsed = time.perf_counter() - t0
+        during = ticks - before
+        saving = False
+        await task
+        assert len(await store.list_results("u", limit=10_000)) == 5000
+    # the loop kept running while SQLite wrote (a blocked loop would not tick at all)
+    assert during >= 3, (during, elapsed)
