@@ -185,7 +185,7 @@ class SQLiteStore(BaseStore):
         # dirties many index pages, so the default of 1000 WAL pages would checkpoint after
         # nearly every group. 16384 pages (64 MiB of WAL at most) amortises that.
         conn.execute("PRAGMA wal_autocheckpoint=16384")
-        conn.execute("PRAGMA journal_size_limit=67108864")  # shrink the WAL file back after
+        conn.execute("PRAGMA journal_size_limit=67108864")  # WAL file back to <= 64 MiB
         return conn
 
     def _connect_reader(self) -> sqlite3.Connection:
