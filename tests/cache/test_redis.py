@@ -271,3 +271,14 @@ async def test_cancelled_probe_does_not_wedge_the_breaker(raw: redis_asyncio.Red
         assert c.circuit_state is BreakerState.CLOSED
         assert await c.get("c") is not None
     await raw.delete(*[prefix + k for k in "abc"])
+
+
+async def test_large_set_many_is_split_into_bounded_pipelines(raw: redis_asyncio.Redis) -> None:
+    prefix = f"akt-{secrets.token_hex(6)}:"
+    async with RedisCache(REDIS_URL, key_prefix=prefix, max_batch=4, max_batch_bytes=2000) as c:
+        items = [(f"k{i}", blob(b"x" * 500)) for i in range(12)]  # ~590 bytes each
+        await c.set_many(items)
+        assert c.stats.commands == 12
+        assert c.stats.pipelines >= 3  # at most 4 commands and ~2 KB per pipeline
+        assert [await c.get(k) for k, _ in items] == [v for _, v in items]
+    await raw.delete(*[prefix + k for k, _ in items])
