@@ -193,3 +193,24 @@ def test_unusable_store_path_is_one_line_exit_2(capsys, store, tmp_path):
     )
     assert code == 2 and out == ""
     one_error_line(err, "Error")
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    # what `agentkit runs show … --json | head -1` does to a large output
+    code = (
+        "import sys\n"
+        "from agentkit.cli._runtime_opts import guarded\n"
+        "def spam(args):\n"
+        "    for _ in range(100_000):\n"
+        "        sys.stdout.write('x' * 99 + '\\n')\n"
+        "    return 0\n"
+        "raise SystemExit(guarded(spam)(None))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout.read(100) == b"x" * 99 + b"\n"
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err == b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -206,6 +207,10 @@ def guarded(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Nam
         except AgentkitError as exc:
             err.write(f"agentkit: error: {exc} ({type(exc).__name__})\n")
             return 2
+        except BrokenPipeError:  # the reader went away (``| head``): stop quietly
+            with contextlib.suppress(OSError, ValueError):  # so flushes at exit do not raise
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
         except OSError as exc:  # a path that cannot be created or read: the caller can fix it
             err.write(f"agentkit: error: {exc} ({type(exc).__name__})\n")
             return 2
