@@ -71,7 +71,13 @@ def signing_key(key_file: Path, env: dict[str, str] | os._Environ[str] = os.envi
             raise SystemExit(f"error: {KEY_ENV} must hold at least 16 bytes (32 hex digits)")
         return key
     if key_file.exists():
-        return bytes.fromhex(key_file.read_text().strip())
+        try:
+            return bytes.fromhex(key_file.read_text().strip())
+        except ValueError:
+            raise SystemExit(
+                f"error: {key_file} is not a hex key; delete it (stored runs become unreadable) "
+                f"or set {KEY_ENV}"
+            ) from None
     key_file.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -349,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         return asyncio.run(main_async(args, sys.stdout, sys.stderr))
-    except AgentkitError as exc:
+    except (AgentkitError, OSError) as exc:
         sys.stderr.write(f"error: {type(exc).__name__}: {exc}\n")
         return 2
     except KeyboardInterrupt:
