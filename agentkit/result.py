@@ -152,8 +152,8 @@ def _get_default_sanitizer() -> ObjectSanitizer:
     return _default_sanitizer[0]
 
 
-def _check_str(name: str, value: object, *, empty: bool = False) -> str:
-    if type(value) is not str or (not empty and not value):
+def _check_str(name: str, value: object) -> str:
+    if type(value) is not str or not value:
         raise TypeError(f"{name} must be a non-empty str, got {value!r}")
     return value
 
@@ -173,7 +173,8 @@ class SerializableAgentResult(BaseModel):
     """One agent's result in a run: metadata, the clean output, and what cleaning changed.
 
     Subclass it and override :meth:`clean_result` to shape your agent's output; set the
-    subclass as your agent's ``result_type``. Instances are immutable.
+    subclass as your agent's ``result_type``. Instances are immutable; treat ``output`` as
+    read-only too: the codec's pickle layer writes the output as ``from_raw`` sanitized it.
     """
 
     model_config = ConfigDict(frozen=True)
