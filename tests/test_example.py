@@ -83,6 +83,8 @@ def test_example_rejects_a_bad_key_and_bad_flags(tmp_path):
     assert "Traceback" not in proc.stderr
     proc = run_example("--users", "0", "--store", url)
     assert proc.returncode == 2 and "at least 1" in proc.stderr
-    proc = run_example("--users", "1", "--store", "nosuch://x")
+    proc = run_example(
+        "--users", "1", "--store", "nosuch://x", "--key-file", str(tmp_path / "k.key")
+    )
     assert proc.returncode == 2 and "UnknownBackendError" in proc.stderr
     assert "Traceback" not in proc.stderr
