@@ -44,8 +44,22 @@ def class_attr(t: type, name: str) -> Any:
     return _MISSING
 
 
+_NAMES: dict[int, tuple[type, str]] = {}
+
+
 def type_name(t: type) -> str:
     """``module.qualname`` of a type (bare qualname for builtins), without metaclass code."""
+    hit = _NAMES.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    name = _compute_type_name(t)
+    if len(_NAMES) > 4096:
+        _NAMES.clear()
+    _NAMES[id(t)] = (t, name)
+    return name
+
+
+def _compute_type_name(t: type) -> str:
     qual = qualname_of_type(t)
     mod = module_of_type(t)
     if mod is None:

@@ -32,6 +32,17 @@ from agentkit.sanitizer._paths import Path, format_path
 from agentkit.sanitizer.redact import REDACTED
 
 _GEN = types.GeneratorType
+_REPLACED = ReportKind.REPLACED
+_KIND_VALUES = {k: k.value for k in ReportKind}
+
+
+class _Reasons(dict[str, str]):
+    def __missing__(self, category: str) -> str:
+        reason = self[category] = f"live object ({category}) cannot be stored"
+        return reason
+
+
+_LIVE_REASONS = _Reasons()
 _NoneType = type(None)
 #: exact scalars copied through as they are
 _PLAIN = frozenset({id(_NoneType), id(bool), id(int), id(float)})
@@ -126,6 +137,7 @@ class Walker:
     __slots__ = (
         "active",
         "cfg",
+        "dropped",
         "exhausted",
         "kinds",
         "native",
@@ -146,6 +158,7 @@ class Walker:
         self.cfg = cfg
         self.native = native
         self.tried = 0  # id of the child whose native pass just failed (do not retry it)
+        self.dropped = 0  # report entries counted but not listed (added to the report at the end)
         self.report = report
         self.kinds = kinds
         self.active: dict[int, Path] = {}
@@ -158,6 +171,14 @@ class Walker:
 
     def run(self, root: Any) -> Any:
         """Sanitize ``root``; never raises (except BaseExceptions like KeyboardInterrupt)."""
+        try:
+            return self._run(root)
+        finally:
+            if self.dropped:
+                self.report.entries_dropped += self.dropped
+                self.dropped = 0
+
+    def _run(self, root: Any) -> Any:
         first = self._visit_guarded(root, None, 0)
         if type(first) is not _GEN:
             return first
@@ -194,7 +215,14 @@ class Walker:
     # --- reporting --------------------------------------------------------------------
 
     def _add(self, path: Path, kind: ReportKind, t: type, reason: str) -> None:
-        self.report.add(format_path(path), kind, _safe.type_name(t), reason)
+        report = self.report
+        if len(report.entries) >= report.max_entries:  # only counted: skip formatting
+            counts = report.counts
+            key = _KIND_VALUES[kind]
+            counts[key] = counts.get(key, 0) + 1
+            self.dropped += 1
+            return
+        report.add(format_path(path), kind, _safe.type_name(t), reason)
 
     def _depth_cut(self, path: Path, t: type) -> dict[str, Any]:
         limit = self.cfg.max_depth
@@ -293,6 +321,12 @@ class Walker:
             return handlers.placeholder("budget", t)
         if kind is K_HANDLER:
             return self._handler(obj, t, extra, path, depth)
+        if kind is K_LIVE:
+            category, describe = extra
+            self._add(path, _REPLACED, t, _LIVE_REASONS[category])
+            out = handlers.placeholder(category, t)
+            out.update(describe(obj, t))
+            return out
         if kind is K_DATETIME:
             return self._datetime(obj, t, path)
         if t is date or t is timedelta or t is uuid.UUID or t is Decimal:
@@ -328,11 +362,6 @@ class Walker:
         if kind is K_CLASS:
             self._add(path, ReportKind.REPLACED, t, "a class is a reference, not data")
             return handlers.placeholder("class", t, **handlers._class(obj, t))
-        if kind is K_LIVE:
-            category, describe = extra
-            meta = describe(obj, t)
-            self._add(path, ReportKind.REPLACED, t, f"live object ({category}) cannot be stored")
-            return handlers.placeholder(category, t, **meta)
         if kind is K_EXC:
             self._add(path, ReportKind.REPLACED, t, "exception became a structured error")
             return self._redact_texts(handlers.describe_exception(obj), path)

@@ -185,8 +185,11 @@ def _thread(obj: Any, t: type) -> dict[str, Any]:
 
 
 def _thread_lock(obj: Any, t: type) -> dict[str, Any]:
-    is_c_lock = any(t is c for c in _C_LOCKS)
-    locked = _call(lambda: t.locked(obj)) if is_c_lock else None  # type: ignore[attr-defined]
+    # only ever called for the exact C lock types (see the table)
+    try:
+        locked = t.locked(obj)  # type: ignore[attr-defined]
+    except Exception:
+        locked = None
     return {"locked": locked if type(locked) is bool else None}
 
 

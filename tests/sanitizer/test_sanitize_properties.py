@@ -104,7 +104,7 @@ def _containers(value: Any, path: str, out: list[tuple[Any, str]]) -> None:
             _containers(v, f"{path}.{k}" if type(k) is str else f"{path}[{k}]", out)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(ident_keys, tree_values, min_size=1, max_size=5), st.data())
 def test_live_objects_at_random_paths_are_reported_at_exactly_those_paths(
     root: dict[str, Any], data: st.DataObject
