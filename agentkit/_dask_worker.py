@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -152,6 +153,8 @@ _LOCAL = threading.local()
 _CANCEL_POLL_S = 0.2
 #: worker task states meaning "nobody wants this result any more"
 _ABANDONED = frozenset({"cancelled", "released", "forgotten"})
+#: events of one stage kept for the batched reply (the newest; live delivery sends all)
+_MAX_BATCHED_EVENTS = 1024
 
 
 class WorkerRuntime:
@@ -234,12 +237,16 @@ class WorkerRuntime:
         sanitizer = self.sanitizer
         event_context = event_blob_context(job, call.token)
         execution = uuid.uuid4().hex[:12]
-        events: list[tuple[int, str, bytes]] = []
+        # The batch keeps the newest events, like the caller's bounded event buffer does.
+        events: deque[tuple[int, str, bytes]] = deque(maxlen=_MAX_BATCHED_EVENTS)
+        count = 0
 
         def emit(kind: str, data: dict[str, Any]) -> None:
+            nonlocal count
             clean, _report = sanitizer.sanitize(data)
             blob = codec.encode(clean, context=event_context)
-            seq = len(events) + 1
+            count += 1
+            seq = count
             events.append((seq, kind, blob))
             if publish is not None:
                 msg = {"t": call.token, "x": execution, "s": seq, "k": kind, "b": blob}
@@ -268,7 +275,7 @@ class WorkerRuntime:
             blob=outcome.blob,
             retryable=outcome.retryable,
             error_type=outcome.error_type,
-            events=events,
+            events=list(events),
             worker=self.worker_name,
             execution=execution,
         )
