@@ -1,6 +1,6 @@
 """``data``: aggregate one account's LLM API usage from the sample dataset.
 
-Reads ``examples/data/usage.csv.gz`` (or the ``dataset`` path given in the run input), loads
+Reads ``examples/data/usage.csv.gz`` (``DataAgent.dataset``; subclass to change it), loads
 the account's calls inside the triage window into a per-run in-memory SQLite database and
 aggregates them with SQL: spend by model, team, task and day, token and latency statistics,
 repeated prompts, hourly load, low-complexity calls on premium models and background work.
@@ -20,10 +20,10 @@ import logging
 import math
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from agentkit.agent import AgentContext, SubAgent
 from agentkit.errors import ConfigurationError
@@ -71,7 +71,7 @@ def load_dataset(path: Path | str = DEFAULT_DATASET) -> tuple[dict[str, tuple[Ro
     except OSError as exc:
         raise ConfigurationError(
             f"usage dataset {str(p)!r} not found; generate it with "
-            "'python examples/data/generate.py' or pass input {'dataset': PATH}"
+            "'python examples/data/generate.py' or point DataAgent.dataset at the file"
         ) from exc
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
     with _load_lock:
@@ -279,14 +279,15 @@ class DataAgent(SubAgent):
     version = "1.0"
     depends_on = ("triage",)
     timeout = 20.0
+    #: the usage file; a deployment setting (subclass to change it), never taken from the run
+    #: input, so a user cannot make the agent read an arbitrary file
+    dataset: ClassVar[Path] = DEFAULT_DATASET
 
     def run(self, ctx: AgentContext) -> dict[str, Any]:
         triage = ctx.upstream["triage"]
         account = triage["account"]
         window_days = int(triage["window_days"])
-        raw_input = ctx.input if isinstance(ctx.input, Mapping) else {}
-        dataset = raw_input.get("dataset") or DEFAULT_DATASET
-        by_user, last_ts = load_dataset(dataset)
+        by_user, last_ts = load_dataset(self.dataset)
         ctx.check_cancelled()  # the first load parses the whole file; stop here if asked
         rows = by_user.get(account, ())
         since = window_start(last_ts, window_days) if last_ts else None

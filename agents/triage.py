@@ -1,8 +1,8 @@
 """``triage``: classify an AI-spend request — intent, scope, urgency, time window.
 
 Input (the run input): a request text, or a mapping with ``request`` (text) and optional
-``account`` (whose usage to analyse; defaults to the run's user id), ``window_days``,
-``urgency``, ``intent`` (explicit overrides win over what the text says).
+``window_days``, ``urgency``, ``intent`` (explicit overrides win over what the text says).
+The account analysed is always the run's own user: a run cannot ask for another user's usage.
 
 Output: ``{"intent", "intent_scores", "confidence", "scope", "teams", "models", "urgency",
 "window_days", "account", "request"}``. Pure keyword rules: the same input always gives the
@@ -168,16 +168,17 @@ def classify(
     }
 
 
-def parse_input(raw: Any, user_id: str) -> tuple[str, str, dict[str, Any]]:
-    """Split a run input into (request text, account, overrides).
+def parse_input(raw: Any, user_id: str) -> tuple[str, dict[str, Any]]:
+    """Split a run input into (request text, overrides).
 
     Raises:
-        ConfigurationError: the input is neither text, ``None`` nor a mapping.
+        ConfigurationError: the input is neither text, ``None`` nor a mapping, or it names
+            an ``account`` other than the run's user.
     """
     if raw is None:
-        return "", user_id, {}
+        return "", {}
     if isinstance(raw, str):
-        return raw, user_id, {}
+        return raw, {}
     if not isinstance(raw, Mapping):
         raise ConfigurationError(
             f"triage input must be text or a mapping with 'request'; got {type(raw).__name__}"
@@ -185,11 +186,13 @@ def parse_input(raw: Any, user_id: str) -> tuple[str, str, dict[str, Any]]:
     request = raw.get("request", "")
     if not isinstance(request, str):
         raise ConfigurationError("triage input 'request' must be text")
-    account = raw.get("account", user_id)
-    if not isinstance(account, str) or not account:
-        raise ConfigurationError("triage input 'account' must be a non-empty string")
+    if raw.get("account", user_id) != user_id:
+        raise ConfigurationError(
+            "a run analyses its own user's usage; drop 'account' from the input or run the "
+            "pipeline as that user"
+        )
     overrides = {k: raw[k] for k in ("intent", "urgency", "window_days") if k in raw}
-    return request, account, overrides
+    return request, overrides
 
 
 class TriageAgent(SubAgent):
@@ -200,7 +203,7 @@ class TriageAgent(SubAgent):
     timeout = 5.0
 
     async def run(self, ctx: AgentContext) -> dict[str, Any]:
-        request, account, overrides = parse_input(ctx.input, ctx.user_id)
-        result = classify(request, account=account, overrides=overrides)
+        request, overrides = parse_input(ctx.input, ctx.user_id)
+        result = classify(request, account=ctx.user_id, overrides=overrides)
         ctx.emit("classified", intent=result["intent"], urgency=result["urgency"])
         return result

@@ -98,18 +98,20 @@ def test_overrides_win_and_are_validated(triage):
 
 
 def test_parse_input_forms(triage):
-    assert triage.parse_input(None, "u") == ("", "u", {})
-    assert triage.parse_input("cut costs", "u") == ("cut costs", "u", {})
-    assert triage.parse_input(
-        {"request": "r", "account": "acct", "urgency": "high", "x": 1}, "u"
-    ) == (
+    assert triage.parse_input(None, "u") == ("", {})
+    assert triage.parse_input("cut costs", "u") == ("cut costs", {})
+    assert triage.parse_input({"request": "r", "account": "u", "urgency": "high", "x": 1}, "u") == (
         "r",
-        "acct",
         {"urgency": "high"},
     )
-    for bad in (42, {"request": 3}, {"account": ""}):
+    for bad in (42, {"request": 3}):
         with pytest.raises(ConfigurationError):
             triage.parse_input(bad, "u")
+
+
+def test_a_run_cannot_ask_for_another_users_account(triage):
+    with pytest.raises(ConfigurationError, match="its own user"):
+        triage.parse_input({"request": "r", "account": "user-002"}, "user-001")
 
 
 def test_deterministic(triage):

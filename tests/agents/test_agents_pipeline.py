@@ -7,6 +7,7 @@ import pytest
 
 from agentkit.codec import Codec
 from agentkit.errors import RunNotFoundError
+from agentkit.registry import AgentRegistry
 from agentkit.supervisor import Supervisor
 from agentkit.testing import RecordingCache, RecordingStore, assert_clean
 
@@ -65,11 +66,15 @@ async def test_pipeline_is_deterministic(registry, codec):
     assert strip(a.output("data")) == strip(b.output("data"))
 
 
-async def test_a_failing_stage_is_recorded_and_downstream_is_skipped(registry, codec, tmp_path):
-    async with Supervisor(agents=registry, store=RecordingStore(codec), codec=codec) as sup:
-        result = await sup.run(
-            "user-001", PIPELINE, input={"request": "x", "dataset": str(tmp_path / "none.csv")}
-        )
+async def test_a_failing_stage_is_recorded_and_downstream_is_skipped(
+    registry, plugin, codec, tmp_path
+):
+    class MissingData(plugin("data").DataAgent):
+        dataset = tmp_path / "none.csv"
+
+    agents = AgentRegistry([registry.get("triage"), MissingData, *map(registry.get, PIPELINE[2:])])
+    async with Supervisor(agents=agents, store=RecordingStore(codec), codec=codec) as sup:
+        result = await sup.run("user-001", PIPELINE, input={"request": "x"})
     assert not result.ok
     assert result.stages["triage"].ok
     data = result.stages["data"]
