@@ -340,10 +340,11 @@ class OutboxStore(BaseStore):
             self._kick()
 
     async def _save_run(self, run: RunRecord) -> None:
-        if self._healthy:
+        if self._direct():
             try:
                 async with asyncio.timeout(self.write_timeout):
                     await self.inner.save_run(run)
+                self._healthy = self._direct()  # unless others spooled meanwhile
                 return
             except UsageError:
                 raise
@@ -352,10 +353,11 @@ class OutboxStore(BaseStore):
         await self._spool([run])
 
     async def _save_results(self, records: list[ResultRecord]) -> None:
-        if self._healthy:
+        if self._direct():
             try:
                 async with asyncio.timeout(self.write_timeout):
                     await self.inner.save_results(records)
+                self._healthy = self._direct()  # unless others spooled meanwhile
                 return
             except UsageError:
                 raise
@@ -464,6 +466,11 @@ class OutboxStore(BaseStore):
             await self.inner.aclose()
 
     # --- spooling and replay ------------------------------------------------------------------
+
+    def _direct(self) -> bool:
+        """Write straight to the inner store? Only when nothing waits (or is being appended)
+        in the outbox: then a direct write cannot overtake an older record."""
+        return self._inner_started and self.outbox.depth == 0 and self._appending == 0
 
     def _degrade(self, exc: BaseException) -> None:
         if self._healthy:

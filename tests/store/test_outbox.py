@@ -241,6 +241,11 @@ async def test_outbox_failure_is_a_store_error(tmp_path: Path) -> None:
         inner.down = True
         with pytest.raises(StoreError, match="nothing was saved"):
             await store.save_run(make_run("u", "r"))
+        assert store.depth == 0
+        inner.down = False  # the store is back; the outbox is still broken
+        await store.save_run(make_run("u", "r"))  # nothing waits, so it goes straight in
+        assert store.healthy
+        assert [r.run_id for r in await inner.list_runs("u")] == ["r"]
 
 
 async def test_outbox_records_round_trip(tmp_path: Path) -> None:
