@@ -29,9 +29,9 @@ CTX = b"cache:0123456789abcdef:run-1:optimize"
 IDS: dict[str, Any] = {"agent": "optimize", "agent_version": "1", "user_id": "u1", "run_id": "r1"}
 
 
-def clean_payload() -> dict[str, Any]:
+def clean_payload(utc_only: bool = False) -> dict[str, Any]:
     # one timestamp in UTC (as backends store them), one in the user's local offset
-    local = timezone(timedelta(hours=2))
+    local = UTC if utc_only else timezone(timedelta(hours=2))
     base = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
     recs = [
         {
@@ -50,8 +50,8 @@ def clean_payload() -> dict[str, Any]:
     return {"user": "u1", "generated_at": base, "recommendations": recs, "total_usd": 99.5}
 
 
-def contaminated_payload() -> dict[str, Any]:
-    data = clean_payload()
+def contaminated_payload(utc_only: bool = False) -> dict[str, Any]:
+    data = clean_payload(utc_only)
     recs = data["recommendations"]
     recs[7]["client"] = {"transport": os}  # a module
     recs[23]["guard"] = threading.Lock()  # a lock
@@ -83,6 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--number", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument(
+        "--utc-only", action="store_true", help="every timestamp in UTC (no local offsets)"
+    )
     args = parser.parse_args()
 
     san = ObjectSanitizer()
@@ -90,7 +93,7 @@ def main() -> None:
     json_codec = Codec([("k1", KEY)], layers=("json",))
     str_codec = Codec([("k1", KEY)], layers=("str",))
 
-    clean = clean_payload()
+    clean = clean_payload(args.utc_only)
 
     def baseline() -> bytes:
         return pickle.dumps(clean, 5)
@@ -109,7 +112,7 @@ def main() -> None:
             (label, [paired(make(p), baseline, args.number, args.repeat) for p in payloads])
         )
 
-    payloads = [clean_payload(), contaminated_payload()]
+    payloads = [clean_payload(args.utc_only), contaminated_payload(args.utc_only)]
     res = [SerializableAgentResult.from_raw(p, **IDS, sanitizer=san) for p in payloads]
     by_id = {id(p): r for p, r in zip(payloads, res, strict=True)}
     blobs_p = {id(p): pickle_codec.encode_result(by_id[id(p)], CTX) for p in payloads}
