@@ -53,8 +53,12 @@ def supervisor(tmp: Path, executor: Any, name: str) -> Supervisor:
     )
 
 
-async def burst(sup: Supervisor, agent: str, n: int, inp: Any) -> float:
-    """Run ``n`` one-stage runs over 50 users at once; return the wall time."""
+async def burst(sup: Supervisor, agent: str, n: int, inp: Any) -> tuple[float, float]:
+    """Run ``n`` one-stage runs over 50 users at once.
+
+    Returns:
+        wall seconds, and the CPU seconds the agents' threads used (``dt_burn`` reports it).
+    """
     start = time.perf_counter()
     results = await asyncio.gather(
         *(sup.run(f"user{i % 50}", [agent], input=inp) for i in range(n))
@@ -63,7 +67,16 @@ async def burst(sup: Supervisor, agent: str, n: int, inp: Any) -> float:
     bad = [r for r in results if not r.ok]
     if bad:
         raise SystemExit(f"{len(bad)} runs failed, e.g. {bad[0].error}")
-    return elapsed
+    cpu = 0.0
+    for r in results:
+        out = r.stages[agent].output
+        if isinstance(out, dict):
+            cpu += float(out.get("cpu", 0.0))
+    return elapsed, cpu
+
+
+def best(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return min(samples, key=lambda s: s[0])
 
 
 async def latency(sup: Supervisor, n: int) -> float:
@@ -104,11 +117,11 @@ async def main(args: argparse.Namespace) -> None:
 
             async with supervisor(tmp, None, "inproc") as sup:
                 await burst(sup, "dt_burn", 4, burn)  # warm up
-                t_inproc = min(
+                t_inproc = best(
                     [await burst(sup, "dt_burn", args.stages, burn) for _ in range(args.repeat)]
                 )
                 lat_inproc = await latency(sup, args.latency)
-                t_noop_inproc = await burst(sup, "dt_noop", args.noop, None)
+                t_noop_inproc, _ = await burst(sup, "dt_noop", args.noop, None)
 
             async with Client(cluster.address, asynchronous=True) as client:
                 info = await client.scheduler.identity()
@@ -124,10 +137,10 @@ async def main(args: argparse.Namespace) -> None:
                     for _ in range(args.repeat):  # alternate, so both see the same noise
                         ones.append(await burst(sup1, "dt_burn", args.stages, burn))
                         twos.append(await burst(sup2, "dt_burn", args.stages, burn))
-                    t_one, t_two = min(ones), min(twos)
+                    t_one, t_two = best(ones), best(twos)
                     lat_raw = await raw_dask_latency(client, args.latency)
                     lat_dask = await latency(sup1, args.latency)
-                    t_noop_dask = await burst(sup2, "dt_noop", args.noop, None)
+                    t_noop_dask, _ = await burst(sup2, "dt_noop", args.noop, None)
         finally:
             cluster.stop()
 
@@ -136,13 +149,16 @@ async def main(args: argparse.Namespace) -> None:
     print(f"workers: single-threaded processes; CPU-bound stage: {args.burn:,} rounds of")
     print(f"integer arithmetic in a plain def run; {n} stages per batch, best of {args.repeat}")
     print()
-    print(f"{'where stages run':<24}{'wall s':>9}{'stages/s':>11}{'vs 1 worker':>13}")
-    for label, t in (
+    print(f"{'where stages run':<24}{'wall s':>8}{'stages/s':>10}{'vs 1 worker':>13}", end="")
+    print(f"{'cores busy':>12}")
+    for label, (t, cpu) in (
         ("in-process (1 process)", t_inproc),
         ("Dask, 1 worker", t_one),
         ("Dask, 2 workers", t_two),
     ):
-        print(f"{label:<24}{t:>9.2f}{n / t:>11.1f}{t_one / t:>12.2f}x")
+        print(f"{label:<24}{t:>8.2f}{n / t:>10.1f}{t_one[0] / t:>12.2f}x{cpu / t:>12.2f}")
+    print("(cores busy = CPU seconds the agents used / wall seconds: how many cores really")
+    print(" worked on stages; other load on the machine lowers it)")
     print()
     print(f"no-op stage awaited alone (median of {args.latency}):")
     print(f"  in-process run      {lat_inproc * 1e3:8.2f} ms")

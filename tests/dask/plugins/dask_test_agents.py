@@ -66,10 +66,12 @@ class Burn(SubAgent):
 
     def run(self, ctx: AgentContext) -> dict[str, Any]:  # type: ignore[override]
         n = int(ctx.input.get("n", 200_000))
+        wall, cpu = time.perf_counter(), time.thread_time()
         acc = 0
         for i in range(n):
             acc = (acc * 31 + i) % 1_000_003
-        return {"acc": acc, "pid": os.getpid(), "t": time.time()}
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        return {"acc": acc, "pid": os.getpid(), "wall": wall, "cpu": cpu}
 
 
 class Noop(SubAgent):
