@@ -381,3 +381,17 @@ async def test_a_cancelled_saver_does_not_break_the_group(store: PostgresStore) 
     assert all(d is None or isinstance(d, asyncio.CancelledError) for d in done)
     stored = {r.run_id for r in await store.list_results("u", limit=100)}
     assert stored >= {f"r{i}" for i in range(50)} - {"r10", "r30"}
+
+
+async def test_stores_starting_together_migrate_once(schema: str, raw: asyncpg.Connection) -> None:
+    stores = [PostgresStore(PG_URL, schema=schema) for _ in range(6)]
+    try:
+        await asyncio.gather(*(s.start() for s in stores))
+        assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".schema_migrations') == len(
+            MIGRATIONS
+        )
+        owners = await raw.fetchval(f'SELECT count(*) FROM "{schema}".owners')
+        assert owners == 6  # each open store heartbeats its own id
+    finally:
+        await asyncio.gather(*(s.aclose() for s in stores))
+    assert await raw.fetchval(f'SELECT count(*) FROM "{schema}".owners') == 0
