@@ -12,7 +12,10 @@ ever imported or looked up. Anything outside the clean domain raises :class:`Not
 when encoding (the codec then tries its next layer); a malformed tag raises ``ValueError``
 when decoding (the codec reports it as :class:`~agentkit.errors.CorruptError`).
 
-The text is standard JSON (no ``NaN`` literals), UTF-8 encoded.
+The text is JSON, UTF-8 encoded, except that NaN and the infinities are written as the
+``NaN`` / ``Infinity`` / ``-Infinity`` constants Python's reader accepts (a ``"f"`` tag is
+also read, for writers that avoid them). Store columns use
+:meth:`~agentkit.result.SerializableAgentResult.output_json`, which is standard JSON.
 """
 
 from __future__ import annotations
@@ -68,10 +71,6 @@ def _enc_time(o: time) -> dict[str, Any]:
     return out
 
 
-def _enc_float(o: float) -> Any:
-    return {TAG_KEY: "f", "v": repr(o)}
-
-
 def to_tagged(value: Any) -> Any:
     """Return the tagged form of a clean ``value``: JSON types, plus datetimes (naive or UTC),
     dates, UUIDs and Decimals inside tags, which the writer formats natively.
@@ -81,64 +80,52 @@ def to_tagged(value: Any) -> Any:
         RecursionError: ``value`` is nested too deeply (or is cyclic).
     """
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t in _PLAIN:
         return value
-    if t is float:
-        # x - x is 0.0 for finite floats and NaN for NaN and the infinities
-        return value if value - value == 0.0 else _enc_float(value)
     if t is dict:
         return _enc_dict(value)
     if t is list:
-        return _enc_list(value)
-    return _enc_other(value, t)
-
-
-def _enc_other(value: Any, t: type) -> Any:
+        return [v if type(v) in _PLAIN else to_tagged(v) for v in value]
     enc = _ENCODERS.get(t)
     if enc is None:
         raise NotEncodable(f"{t.__module__}.{t.__qualname__} is not in the clean value domain")
     return enc(value)
 
 
-# The two container walkers inline the scalar cases: most nodes are scalars, and a call
-# per scalar is most of the cost of tagging.
+# Scalars JSON carries as they are. Floats include NaN and the infinities: the writer emits
+# them as the NaN / Infinity constants, which the reader parses back exactly.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _enc_dict(value: dict[Any, Any]) -> Any:
+    # the scalar case is inlined: a call per scalar value is most of the cost of tagging
     out = {}
     for k, v in value.items():
         if type(k) is not str:
             return _enc_map(value)
         t = type(v)
-        if t is str or t is int or t is bool or v is None:
+        if t in _PLAIN:
             out[k] = v
-        elif t is float:
-            out[k] = v if v - v == 0.0 else _enc_float(v)
         elif t is dict:
             out[k] = _enc_dict(v)
         elif t is list:
             out[k] = _enc_list(v)
+        elif t is datetime:
+            out[k] = _enc_datetime(v)
         else:
-            out[k] = _enc_other(v, t)
+            enc = _ENCODERS.get(t)
+            if enc is None:
+                raise NotEncodable(
+                    f"{t.__module__}.{t.__qualname__} is not in the clean value domain"
+                )
+            out[k] = enc(v)
     if TAG_KEY in out:
         return _enc_map(value)
     return out
 
 
 def _enc_list(value: Iterable[Any]) -> list[Any]:
-    out: list[Any] = []
-    append = out.append
-    for v in value:
-        t = type(v)
-        if t is str or t is int or t is bool or v is None:
-            append(v)
-        elif t is float:
-            append(v if v - v == 0.0 else _enc_float(v))
-        elif t is dict:
-            append(_enc_dict(v))
-        elif t is list:
-            append(_enc_list(v))
-        else:
-            append(_enc_other(v, t))
-    return out
+    return [v if type(v) in _PLAIN else to_tagged(v) for v in value]
 
 
 def _enc_map(value: dict[Any, Any]) -> dict[str, Any]:
@@ -279,7 +266,7 @@ def _native_default(o: Any) -> str:
 
 _ASCII_ENCODER = json.JSONEncoder(
     ensure_ascii=True,
-    allow_nan=False,
+    allow_nan=True,
     check_circular=False,
     separators=(",", ":"),
     default=_native_default,
