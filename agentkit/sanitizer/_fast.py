@@ -58,6 +58,7 @@ NATIVE_TYPES: tuple[type, ...] = (
 _UUID = uuid.UUID
 _UUID_INT = uuid.UUID.__dict__["int"].__get__
 _ZONE_KEY = ZoneInfo.__dict__["key"].__get__
+_TZ_ARGS = timezone.__getinitargs__  # type: ignore[attr-defined]
 
 
 class _Reject(Exception):
@@ -113,10 +114,15 @@ class FastEncoder:
 
     def __init__(self, instance_types: Iterable[type] = FAST_INSTANCE_TYPES) -> None:
         allowed = tuple(instance_types)
-        instance_ids = frozenset(id(t) for t in allowed if t is not _UUID and t is not ZoneInfo)
+        instance_ids = frozenset(
+            id(t) for t in allowed if t is not _UUID and t is not ZoneInfo and t is not timezone
+        )
         class_ids = frozenset(id(t) for t in allowed)
         uuid_ok = any(t is _UUID for t in allowed)
         zone_ok = any(t is ZoneInfo for t in allowed)
+        tz_ok = any(t is timezone for t in allowed)
+        # timezone's own reduction goes through tzinfo.__reduce__ (slow); timezones are few
+        tz_reductions: dict[int, tuple[timezone, tuple[Any, ...]]] = {}
         type_id = id(type)
         reject = _Reject
 
@@ -129,6 +135,16 @@ class FastEncoder:
                     return NotImplemented
                 if uuid_ok and type(obj) is _UUID:
                     return _UUID, (None, None, None, None, _UUID_INT(obj))
+                if tz_ok and type(obj) is timezone:
+                    # keyed by identity: equal timezones may differ in name
+                    hit = tz_reductions.get(id(obj))
+                    if hit is not None and hit[0] is obj:
+                        return hit[1]
+                    if len(tz_reductions) > 256:
+                        tz_reductions.clear()
+                    red = (timezone, _TZ_ARGS(obj))
+                    tz_reductions[id(obj)] = (obj, red)
+                    return red
                 if zone_ok and type(obj) is ZoneInfo:
                     key = _ZONE_KEY(obj)
                     if type(key) is str:

@@ -298,3 +298,14 @@ def test_sanitize_never_raises_on_a_broken_known_protocol() -> None:
     clean, report = ObjectSanitizer().sanitize(m)
     assert clean["a"][PLACEHOLDER_KEY] == "lock" and clean[5] == "odd key"
     assert report.paths == ["$.a"]
+
+
+def test_timezone_names_survive_the_native_pickle() -> None:
+    named = timezone(timedelta(hours=2), "CEST")
+    plain = timezone(timedelta(hours=2))
+    value = [datetime(2026, 1, 1, tzinfo=named), datetime(2026, 1, 1, tzinfo=plain)] * 3
+    s = ObjectSanitizer()
+    for _ in range(2):  # the second run uses the cached reductions
+        _, _, blob = s.sanitize_pickled(value)
+        back = pickle.loads(blob)
+        assert [d.tzname() for d in back] == ["CEST", "UTC+02:00"] * 3
