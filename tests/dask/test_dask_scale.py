@@ -154,6 +154,15 @@ async def test_two_supervisors_1000_runs_100_users_worker_killed_mid_load(
         reads = json.loads(out.with_name(out.stem + "-reads.json").read_text())
         assert reads == {"read_ok": 500, "not_found_ok": 500}
 
+    # Both supervisors cached stage results in the shared Redis, under keyed user hashes.
+    r = redis_asyncio.from_url(REDIS_URL)
+    try:
+        keys = [k.decode() async for k in r.scan_iter(match=f"{shared['prefix']}*", count=1000)]
+    finally:
+        await r.aclose()
+    assert len(keys) >= expected_records // 2, len(keys)
+    assert not any("user-" in k for k in keys), "raw user ids must never appear in cache keys"
+
     conn = await asyncpg.connect(PG_URL)
     try:
         s = f'"{shared["schema"]}"'
