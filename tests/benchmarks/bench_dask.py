@@ -32,6 +32,7 @@ from distributed import Client  # noqa: E402
 from loopback_cluster import LoopbackCluster  # noqa: E402
 
 from agentkit.dask_executor import DaskExecutor  # noqa: E402
+from agentkit.executor import StageJob  # noqa: E402
 from agentkit.limits import Limits  # noqa: E402
 from agentkit.registry import AgentRegistry  # noqa: E402
 from agentkit.supervisor import Supervisor  # noqa: E402
@@ -104,6 +105,31 @@ async def raw_dask_latency(client: Client, n: int) -> float:
     return statistics.median(times)
 
 
+async def executor_latency(sup: Supervisor, executor: DaskExecutor, n: int) -> float:
+    """Median seconds of ``DaskExecutor.run_stage`` for a no-op stage, without the engine."""
+    times = []
+    for i in range(n):
+        job = StageJob(
+            agent="dt_noop",
+            agent_version="1",
+            run_id=f"bench{i}",
+            user_id="lat-user",
+            user_hash="0" * 32,
+            session_id=None,
+            input=i,
+            upstream={},
+            attempt=1,
+            timeout=30.0,
+            deadline=time.time() + 30.0,
+            blob_context=f"store:bench{i}:dt_noop".encode(),
+        )
+        start = time.perf_counter()
+        outcome = await executor.run_stage(job, lambda kind, data: None)
+        times.append(time.perf_counter() - start)
+        assert outcome.result.ok, outcome.result.error
+    return statistics.median(times)
+
+
 async def main(args: argparse.Namespace) -> None:
     burn = {"n": args.burn}
     with tempfile.TemporaryDirectory() as d:
@@ -140,6 +166,7 @@ async def main(args: argparse.Namespace) -> None:
                     t_one, t_two = best(ones), best(twos)
                     lat_raw = await raw_dask_latency(client, args.latency)
                     lat_dask = await latency(sup1, args.latency)
+                    lat_exec = await executor_latency(sup1, one, args.latency)
                     t_noop_dask, _ = await burst(sup2, "dt_noop", args.noop, None)
         finally:
             cluster.stop()
@@ -163,9 +190,12 @@ async def main(args: argparse.Namespace) -> None:
     print(f"no-op stage awaited alone (median of {args.latency}):")
     print(f"  in-process run      {lat_inproc * 1e3:8.2f} ms")
     print(f"  bare Dask round trip{lat_raw * 1e3:8.2f} ms  (submit + await a no-op function)")
-    print(f"  Dask run            {lat_dask * 1e3:8.2f} ms")
-    print(f"  overhead vs in-process {(lat_dask - lat_inproc) * 1e3:.2f} ms per stage, of which")
-    print(f"  {(lat_dask - lat_inproc - lat_raw) * 1e3:.2f} ms is agentkit's (the rest is Dask)")
+    print(f"  DaskExecutor stage  {lat_exec * 1e3:8.2f} ms  (run_stage alone: submit, run on the")
+    print("                                worker, clean, encode, verify, decode)")
+    print(f"  Dask run            {lat_dask * 1e3:8.2f} ms  (the whole run through the Supervisor)")
+    print(f"  overhead vs in-process: {(lat_dask - lat_inproc) * 1e3:.2f} ms per stage;")
+    print(f"  the executor adds {(lat_exec - lat_raw) * 1e3:.2f} ms to a bare Dask round trip;")
+    print("  the rest is Dask's scheduling and message batching (client flushes every 10 ms)")
     print(f"{args.noop} no-op stages at once over 2 workers:")
     print(
         f"  in-process {args.noop / t_noop_inproc:8.0f} stages/s   "
