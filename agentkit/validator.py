@@ -25,9 +25,9 @@ __all__ = ["PickleOffender", "PickleReport", "PickleValidator", "PicklerName"]
 
 PicklerName = Literal["pickle", "cloudpickle"]
 
-_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_SCALAR_IDS = frozenset(map(id, (type(None), bool, int, float, complex, str, bytes)))
 _CAUGHT = (Exception, SystemExit, GeneratorExit)
-_KEY_SEGMENTS = (str, int, float, bool, bytes, type(None))
+_KEY_SEGMENT_IDS = frozenset(map(id, (str, int, float, bool, bytes, type(None))))
 
 
 class PickleOffender(BaseModel):
@@ -166,13 +166,13 @@ def _try(dumps: Callable[[Any], bytes], obj: Any) -> int | str:
 def _children(node: Any, cloud: bool) -> Iterator[tuple[Any, Any]]:
     """``(segment, child)`` pairs the pickler would also have to pickle."""
     t = type(node)
-    if t in _SCALARS:
+    if id(t) in _SCALAR_IDS:
         return
     mro = _safe.mro(t)
     ids = {id(c) for c in mro}
     if id(dict) in ids:
         for i, (k, v) in enumerate(list(_safe.dict_items(node))):
-            if type(k) in _KEY_SEGMENTS:
+            if id(type(k)) in _KEY_SEGMENT_IDS:
                 yield k, v
             else:
                 yield f"<key {i}>", k

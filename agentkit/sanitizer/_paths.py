@@ -19,7 +19,7 @@ def _segment(seg: Any) -> str:
         if seg.isidentifier():
             return f".{seg}"
         return "[" + str(json.dumps(seg, ensure_ascii=False)) + "]"
-    if t in (float, bool, type(None), bytes, tuple):
+    if t is float or t is bool or t is type(None) or t is bytes or t is tuple:
         return f"[{seg!r}]"
     return f"[<{t.__name__}>]"
 

@@ -61,7 +61,8 @@ _HKEY_SCALARS = (
     uuid.UUID,
     Decimal,
 )
-_NUMERIC = (_NoneType, bool, int, float)
+_NUMERIC_IDS = frozenset(map(id, (_NoneType, bool, int, float)))
+_HKEY_IDS = frozenset(map(id, _HKEY_SCALARS))
 _SECRET_BASE: type = pydantic_types._SecretBase
 _ROOT_MODEL: type = pydantic.RootModel
 _BASE_MODEL: type = pydantic.BaseModel
@@ -491,7 +492,7 @@ class Walker:
             if len(k) > self.cfg.max_str_len or ("://" in k and self.cfg.redact_urls):
                 return self._str(k, (path, f"<key {index}>"))
             return k
-        if t in _HKEY_SCALARS:
+        if id(t) in _HKEY_IDS:
             if t is datetime or t is time:
                 return self._datetime(k, t, path) if t is datetime else self._time(k, t, path)
             return k
@@ -527,7 +528,7 @@ class Walker:
                         self._key(e, path, index, depth + 1) for e in frozenset.__iter__(k)
                     )
                 v = self._visit(k, path, 0)
-                if type(v) in _HKEY_SCALARS:
+                if id(type(v)) in _HKEY_IDS:
                     return v
         label = f"<{_safe.type_name(t)} #{index}>"
         self._add((path, label), ReportKind.REPLACED, t, "key is not a clean hashable value")
@@ -684,7 +685,7 @@ class Walker:
                 self._add((path, key), ReportKind.REPLACED, type(k), reason)
                 key = new
             tv = type(v)
-            if secret and tv not in _NUMERIC:
+            if secret and id(tv) not in _NUMERIC_IDS:
                 self.nodes += 1
                 self._add((path, key), ReportKind.REDACTED, tv, "value under a secret-looking key")
                 out[key] = REDACTED

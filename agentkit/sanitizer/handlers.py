@@ -219,7 +219,7 @@ def _raw_file(obj: Any, t: type) -> Any:
     if t is io.TextIOWrapper:
         obj = _call(lambda: io.TextIOWrapper.buffer.__get__(obj, t))
         t = type(obj)
-    if t in (io.BufferedReader, io.BufferedWriter, io.BufferedRandom):
+    if t is io.BufferedReader or t is io.BufferedWriter or t is io.BufferedRandom:
         obj = _call(lambda: t.raw.__get__(obj, t))  # type: ignore[attr-defined]
         t = type(obj)
     return obj if t is io.FileIO else None
@@ -230,7 +230,7 @@ def _file(obj: Any, t: type) -> dict[str, Any]:
     raw = _raw_file(obj, t)
     if raw is not None:
         name = (_safe.instance_dict(raw, io.FileIO) or {}).get("name")
-        meta["name"] = name if type(name) in (str, int) else None
+        meta["name"] = name if type(name) is str or type(name) is int else None
         closed = _call(lambda: io.FileIO.closed.__get__(raw, io.FileIO))
         meta["closed"] = closed if type(closed) is bool else None
     return meta
@@ -260,7 +260,7 @@ def _executor(obj: Any, t: type) -> dict[str, Any]:
 
 
 def _future(obj: Any, t: type) -> dict[str, Any]:
-    if t in (asyncio.Future, asyncio.Task):
+    if t is asyncio.Future or t is asyncio.Task:
         done = _call(lambda: t.done(obj))
         return {"done": done if type(done) is bool else None}
     return {}
@@ -408,7 +408,7 @@ _EXC_ARGS = BaseException.__dict__["args"].__get__
 _EXC_CAUSE = BaseException.__dict__["__cause__"].__get__
 _EXC_CONTEXT = BaseException.__dict__["__context__"].__get__
 _EXC_TB = BaseException.__dict__["__traceback__"].__get__
-_SAFE_ARG_TYPES = (str, int, float, bool, type(None))
+_SAFE_ARG_TYPE_IDS = frozenset(map(id, (str, int, float, bool, type(None))))
 
 
 def _exc_message(exc: BaseException) -> str:
@@ -420,7 +420,8 @@ def _exc_message(exc: BaseException) -> str:
         return ""
     parts = []
     for a in args[:8]:
-        parts.append(str(a) if type(a) in _SAFE_ARG_TYPES else f"<{_safe.type_name(type(a))}>")
+        safe = id(type(a)) in _SAFE_ARG_TYPE_IDS
+        parts.append(str(a) if safe else f"<{_safe.type_name(type(a))}>")
     return ", ".join(parts)
 
 

@@ -101,3 +101,21 @@ def test_exception_becomes_structured_error() -> None:
     assert "in fail" in out["traceback"] and out["traceback"].endswith("ValueError: outer, 3")
     assert out["cause"]["type"] == "KeyError" and out["cause"]["message"] == "inner"
     assert report.entries[0].kind is ReportKind.REPLACED and report.paths == ["$.error"]
+
+
+def test_types_with_hostile_metaclasses_are_never_compared() -> None:
+    from hostile import WithEvilMeta
+
+    TOUCHED.clear()
+    value = {
+        "password": WithEvilMeta(),  # a secret key checks the value's type
+        "k": {WithEvilMeta(): 1},  # a hostile key type
+        "err": ValueError(WithEvilMeta()),  # exception args are rendered by type
+        "set": {WithEvilMeta()},
+    }
+    for fast_path in (True, False):
+        clean, report = ObjectSanitizer(fast_path=fast_path).sanitize(value)
+        assert TOUCHED == []
+        assert clean["password"] == "***"
+        assert clean["err"]["message"].startswith("<")
+        assert len(report.entries) == 4
