@@ -112,7 +112,8 @@ async def test_sigkill_loses_no_acknowledged_run(tmp_path: Path) -> None:
         # in flight at the kill: interrupted, unless it became durable just before the kill
         assert set(statuses.values()) <= {RunStatus.INTERRUPTED, RunStatus.SUCCEEDED}
         assert RunStatus.INTERRUPTED in set(statuses.values())
-        assert store.interrupted_on_start == sum(
+        # (it may also have recorded a run whose submit() had not returned yet)
+        assert store.interrupted_on_start >= sum(
             s is RunStatus.INTERRUPTED for s in statuses.values()
         )
     finally:

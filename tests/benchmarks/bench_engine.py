@@ -3,6 +3,10 @@
 Part 1: 200 concurrent users run the pipeline (MemoryCache + SQLiteStore, durable group
 commits); prints runs/s and the per-stage overhead over the floor (the same agents awaited as
 plain coroutines in the same process).
+Breakdown (--breakdown): the same load with parts swapped for no-ops, to show where the time
+goes: engine only (a replayed stage outcome, no-op cache and store), + the clean hook and the
+codec, + MemoryCache, + SQLiteStore. Process CPU per stage is printed beside wall time because
+a shared machine inflates wall time.
 Part 2: 10,000 users x 10 runs in one process: peak RSS, and engines evicted when idle.
 
 Run: .venv/bin/python tests/benchmarks/bench_engine.py [--users 200] [--runs 20] [--quick]
@@ -22,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from agentkit.agent import AgentContext, SubAgent
+from agentkit.cache.base import BaseCache
+from agentkit.executor import EmitFn, InProcessExecutor, StageJob, StageOutcome
 from agentkit.limits import Limits
+from agentkit.store.base import BaseStore
+from agentkit.store.records import ResultRecord, RunRecord
 from agentkit.supervisor import Supervisor
 
 
@@ -84,12 +92,57 @@ async def floor(users: int, runs: int) -> float:
     return time.perf_counter() - t0
 
 
+class ReplayExecutor(InProcessExecutor):
+    """Runs each agent once, then returns that outcome again: the engine without the stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outcomes: dict[str, StageOutcome] = {}
+
+    async def run_stage(self, job: StageJob, emit: EmitFn) -> StageOutcome:
+        outcome = self._outcomes.get(job.agent)
+        if outcome is None:
+            outcome = self._outcomes[job.agent] = await super().run_stage(job, emit)
+        return outcome
+
+
+class NoopCache(BaseCache):
+    async def _get(self, key: str) -> bytes | None:
+        return None
+
+    async def _set_many(self, items: list[tuple[str, bytes]], ttl: float | None) -> None:
+        return None
+
+    async def _delete(self, key: str) -> bool:
+        return False
+
+
+class NoopStore(BaseStore):
+    async def _save_run(self, run: RunRecord) -> None:
+        return None
+
+    async def _save_results(self, records: list[ResultRecord]) -> None:
+        return None
+
+
 async def engine(
-    users: int, runs: int, db: Path, signing_key: bytes | None
+    users: int,
+    runs: int,
+    db: Path,
+    signing_key: bytes | None,
+    *,
+    cache: Any = "memory://",
+    store: Any = None,
+    executor: Any = None,
 ) -> tuple[float, Supervisor]:
     limits = Limits(max_active_runs=users, max_runs_per_user=1, max_queued_per_user=runs + 1)
     sup = Supervisor(
-        AGENTS, cache="memory://", store=f"sqlite:///{db}", signing_key=signing_key, limits=limits
+        AGENTS,
+        cache=cache,
+        store=store if store is not None else f"sqlite:///{db}",
+        signing_key=signing_key,
+        limits=limits,
+        executor=executor,
     )
     async with sup:
 
@@ -143,6 +196,35 @@ async def many_users(n_users: int, runs: int, db: Path) -> None:
         )
 
 
+def breakdown(args: argparse.Namespace, tmp: Path) -> None:
+    print(
+        f"== breakdown ({args.users} users x {args.runs} runs, signed codec; best of "
+        f"{args.repeat}): wall / process CPU per stage"
+    )
+    stages = args.users * args.runs * 4
+    steps: list[tuple[str, Any]] = [
+        (
+            "engine only",
+            lambda db: {"cache": NoopCache(), "store": NoopStore(), "executor": ReplayExecutor()},
+        ),
+        ("+ clean hook + codec", lambda db: {"cache": NoopCache(), "store": NoopStore()}),
+        ("+ MemoryCache", lambda db: {"store": NoopStore()}),
+        ("+ SQLiteStore (all)", lambda db: {}),
+    ]
+    for label, make in steps:
+        best_wall = best_cpu = math.inf
+        for i in range(args.repeat):
+            db = tmp / f"breakdown-{label[:6]}-{i}.db"
+            cpu0 = time.process_time()
+            e, _ = asyncio.run(engine(args.users, args.runs, db, KEY, **make(db)))
+            best_cpu = min(best_cpu, time.process_time() - cpu0)
+            best_wall = min(best_wall, e)
+        print(
+            f"  {label:22s} {best_wall / stages * 1e6:7.1f} us wall  "
+            f"{best_cpu / stages * 1e6:7.1f} us CPU (incl. setup)"
+        )
+
+
 def part1(args: argparse.Namespace, tmp: Path) -> None:
     print(f"== part 1: {args.users} concurrent users x {args.runs} runs, 4 no-op stages")
     stages = args.users * args.runs * 4
@@ -186,10 +268,13 @@ def main() -> None:
     p.add_argument("--only-many", action="store_true", help="only part 2")
     p.add_argument("--repeat", type=int, default=3, help="best of N (the machine may be busy)")
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--breakdown", action="store_true", help="also show where the time goes")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.only_many:
             part1(args, Path(tmp))
+            if args.breakdown:
+                breakdown(args, Path(tmp))
         if not args.quick:
             gc.collect()
             print(f"== part 2: {args.many_users} users x {args.many_runs} runs")
