@@ -27,9 +27,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "dask"))
 
-from conftest import PLUGINS, SIGNING_KEY, worker_env  # noqa: E402
 from distributed import Client  # noqa: E402
-from loopback_cluster import LoopbackCluster  # noqa: E402
+from loopback_cluster import (  # noqa: E402
+    PLUGINS,
+    SIGNING_KEY,
+    LoopbackCluster,
+    worker_env,
+)
 
 from agentkit.dask_executor import DaskExecutor  # noqa: E402
 from agentkit.executor import StageJob  # noqa: E402

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from distributed import Client
-from loopback_cluster import LoopbackCluster
-
-PLUGINS = Path(__file__).with_name("plugins")
-#: the test deployment's signing key, handed to workers through their environment only
-SIGNING_KEY = bytes(range(32))
-
-
-def worker_env() -> dict[str, str]:
-    return {
-        "AGENTKIT_PLUGIN_PATH": str(PLUGINS),
-        "AGENTKIT_SIGNING_KEY": SIGNING_KEY.hex(),
-    }
+from loopback_cluster import LoopbackCluster, worker_env
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DASK = str(Path(sys.executable).with_name("dask"))
+#: the plugin folder the test workers (and supervisors) load agents from
+PLUGINS = Path(__file__).with_name("plugins")
+#: the test deployment's signing key, handed to workers through their environment only
+SIGNING_KEY = bytes(range(32))
+
+
+def worker_env() -> dict[str, str]:
+    """Environment giving a worker the test agents and the signing key."""
+    return {
+        "AGENTKIT_PLUGIN_PATH": str(PLUGINS),
+        "AGENTKIT_SIGNING_KEY": SIGNING_KEY.hex(),
+    }
+
+
 START_TIMEOUT = 30.0
 
 

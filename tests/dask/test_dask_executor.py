@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PLUGINS, SIGNING_KEY
 from distributed import Client
-from loopback_cluster import LoopbackCluster
+from loopback_cluster import PLUGINS, SIGNING_KEY, LoopbackCluster
 
 from agentkit.agent import AgentContext, SubAgent
 from agentkit.dask_executor import DaskExecutor

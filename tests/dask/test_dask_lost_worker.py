@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PLUGINS, SIGNING_KEY, worker_env
 from distributed import Client
-from loopback_cluster import LoopbackCluster
+from loopback_cluster import PLUGINS, SIGNING_KEY, LoopbackCluster, worker_env
 
 from agentkit.dask_executor import DaskExecutor
 from agentkit.registry import AgentRegistry

@@ -24,8 +24,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as redis_asyncio
-from conftest import PLUGINS, SIGNING_KEY, worker_env
-from loopback_cluster import LoopbackCluster
+from loopback_cluster import PLUGINS, SIGNING_KEY, LoopbackCluster, worker_env
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

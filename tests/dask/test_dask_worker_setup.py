@@ -8,9 +8,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import PLUGINS, SIGNING_KEY
 from distributed import Client
-from loopback_cluster import LoopbackCluster
+from loopback_cluster import PLUGINS, SIGNING_KEY, LoopbackCluster
 
 from agentkit._dask_worker import (
     ENV_PLUGIN_PATH,
