@@ -49,6 +49,7 @@ from agentkit._dask_worker import (
 from agentkit.errors import (
     AgentkitError,
     AgentNotOnWorkerError,
+    BackendError,
     CodecError,
     ConfigurationError,
     MissingDependencyError,
@@ -191,15 +192,26 @@ class DaskExecutor:
     # --- Executor protocol ---------------------------------------------------------------
 
     async def start(self, runtime: ExecutorRuntime) -> None:
-        """Connect (if given an address), subscribe to events, register the plugin."""
+        """Connect (if given an address), subscribe to events, register the plugin.
+
+        Raises:
+            BackendError: the scheduler cannot be reached within ``connect_timeout``.
+        """
         self._rt = runtime
         if self._client is None:
             from distributed import Client
 
             client_cls: Any = Client
-            self._client = await client_cls(
-                self._address, asynchronous=True, timeout=self._connect_timeout
-            )
+            try:
+                self._client = await client_cls(
+                    self._address, asynchronous=True, timeout=self._connect_timeout
+                )
+            except (OSError, TimeoutError) as exc:
+                raise BackendError(
+                    f"cannot reach the Dask scheduler at {self._address} within "
+                    f"{self._connect_timeout} s ({type(exc).__name__}); start it "
+                    "(dask scheduler) or fix the executor URL"
+                ) from exc
         if self._plugin is not None:
             await self._client.register_plugin(self._plugin)
         if self._live:

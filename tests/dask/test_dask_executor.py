@@ -20,7 +20,7 @@ from loopback_cluster import PLUGINS, SIGNING_KEY, LoopbackCluster
 
 from agentkit.agent import AgentContext, SubAgent
 from agentkit.dask_executor import DaskExecutor
-from agentkit.errors import AgentNotOnWorkerError, ConfigurationError
+from agentkit.errors import AgentNotOnWorkerError, BackendError, ConfigurationError
 from agentkit.limits import Limits
 from agentkit.registry import AgentRegistry
 from agentkit.status import AgentStatus, RunStatus
@@ -263,3 +263,20 @@ async def test_events_arrive_batched_with_the_result_when_live_events_are_off(
 def test_submit_options_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="submit_options"):
         DaskExecutor(address="tcp://127.0.0.1:1", submit_options={"key": "x"})
+
+
+async def test_unreachable_scheduler_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sup = Supervisor(
+        registry(),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=SIGNING_KEY,
+        executor=DaskExecutor(address=f"tcp://127.0.0.1:{port}", connect_timeout=1.0),
+    )
+    with pytest.raises(BackendError, match="cannot reach the Dask scheduler"):
+        await asyncio.wait_for(sup.start(), timeout=30)
+    await sup.aclose()

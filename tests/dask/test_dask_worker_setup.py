@@ -19,6 +19,7 @@ from agentkit._dask_worker import (
     WorkerSettings,
     parse_signing_key,
 )
+from agentkit.codec import Codec
 from agentkit.dask_executor import DaskExecutor
 from agentkit.errors import AgentNotOnWorkerError, ConfigurationError
 from agentkit.registry import AgentRegistry
@@ -100,3 +101,20 @@ async def test_worker_plugin_installs_agents_and_key_on_workers(
     after = await run_once(DaskExecutor(bare_client, plugin=plugin))
     assert after.status is RunStatus.SUCCEEDED, after.error  # type: ignore[attr-defined]
     assert after.stages["dt_echo"].output["input"] == 7  # type: ignore[attr-defined]
+
+
+async def test_plugin_ships_a_custom_codec_to_workers(bare_client: Client, tmp_path: Path) -> None:
+    registry = AgentRegistry()
+    registry.load_path(PLUGINS)
+    codec = Codec(signing_keys={"rotated-2": b"k" * 32, "rotated-1": b"j" * 32})
+    plugin = AgentkitWorkerPlugin([str(PLUGINS)], entry_points=False, codec=codec)
+    async with Supervisor(
+        registry,
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        codec=codec,
+        executor=DaskExecutor(bare_client, plugin=plugin),
+    ) as sup:
+        result = await asyncio.wait_for(sup.run("kim", ["dt_contaminated"]), timeout=30)
+        assert result.status is RunStatus.SUCCEEDED, result.error
+        stored = await sup.store.list_results("kim", limit=1)
+    assert codec.inspect(stored[0].blob).key_id == codec.signing_key_id
