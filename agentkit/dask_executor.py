@@ -39,13 +39,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from agentkit._dask_worker import (
-    AgentkitWorkerPlugin,
-    StageCall,
-    WorkerReply,
-    event_blob_context,
-    run_stage_task,
-)
 from agentkit.errors import (
     AgentkitError,
     AgentNotOnWorkerError,
@@ -65,6 +58,19 @@ from agentkit.executor import (
 )
 from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus
+
+try:
+    from agentkit._dask_worker import (
+        AgentkitWorkerPlugin,
+        StageCall,
+        WorkerReply,
+        event_blob_context,
+        run_stage_task,
+    )
+except ImportError as _exc:  # the extra is not installed
+    if (_exc.name or "").split(".")[0] in ("dask", "distributed"):
+        raise MissingDependencyError("distributed", "dask") from _exc
+    raise
 
 __all__ = ["AgentkitWorkerPlugin", "DaskExecutor"]
 
@@ -162,7 +168,6 @@ class DaskExecutor:
 
         Raises:
             ConfigurationError: not a scheduler URL with host and port.
-            MissingDependencyError: ``distributed`` is not installed.
         """
         parts = urlsplit(url) if isinstance(url, str) else None
         scheme = _SCHEMES.get(parts.scheme.lower()) if parts else None
@@ -171,10 +176,6 @@ class DaskExecutor:
                 f"Dask executor URL must look like dask://host:8786 or dask+tls://host:8786, "
                 f"got {url!r:.100}"
             )
-        try:
-            import distributed  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError("distributed", "dask") from exc
         port = parts.port or 8786
         return cls(address=f"{scheme}://{parts.hostname}:{port}", **options)
 

@@ -118,3 +118,17 @@ async def test_plugin_ships_a_custom_codec_to_workers(bare_client: Client, tmp_p
         assert result.status is RunStatus.SUCCEEDED, result.error
         stored = await sup.store.list_results("kim", limit=1)
     assert codec.inspect(stored[0].blob).key_id == codec.signing_key_id
+
+
+def test_missing_dask_extra_names_the_pip_line() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "try:\n    import agentkit.dask_executor\n"
+        "except Exception as e:\n    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "MissingDependencyError" in out.stdout, out.stdout + out.stderr
+    assert "agentkit[dask]" in out.stdout
