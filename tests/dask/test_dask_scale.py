@@ -128,6 +128,9 @@ async def test_two_supervisors_1000_runs_100_users_worker_killed_mid_load(
                 p.kill()
                 p.wait(timeout=10)
     assert killed_at < expected_records, "the worker was killed after the load finished"
+    for name in ("scheduler", "w1", "w2"):  # the key reached workers, never a log
+        assert SIGNING_KEY.hex() not in cluster.log(name)
+    assert SIGNING_KEY.hex() not in _logs(tmp_path)
     sched_log = cluster.log("scheduler")
     assert "Remove worker" in sched_log and "name: w2" in sched_log, sched_log[-2000:]
     print(f"worker w2 killed with {killed_at}/{expected_records} stage records durable")
