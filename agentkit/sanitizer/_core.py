@@ -245,7 +245,12 @@ def _has_secret_key(obj: Any, is_secret: Any) -> bool:
         if t is dict:
             for k, v in cur.items():
                 tv = type(v)
-                if type(k) is str and tv not in _NUMERIC and is_secret(k):
+                tk = type(k)
+                if (
+                    (tk is str or tk is bytes)
+                    and tv not in _NUMERIC
+                    and is_secret(k if tk is str else k.decode("latin-1"))
+                ):
                     return True
                 if tv is dict or tv in _CONTAINERS:
                     push(v)

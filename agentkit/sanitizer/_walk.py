@@ -678,7 +678,7 @@ class Walker:
             else:
                 key = self._key(k, path, i)
                 converted = converted or key is not k
-                secret = type(key) is str and matcher.is_secret_key(key)
+                secret = _is_secret(matcher, key)
             if converted and key in out:
                 new = f"{key!s}#{i}"
                 reason = f"key collided; renamed {new!r}"
@@ -747,6 +747,15 @@ class Walker:
         items.extend(_safe.slot_items(obj, t))
         attrs = yield from self._dict_gen(items, len(items), path, t)
         return handlers.placeholder("object", t, attributes=attrs)
+
+
+def _is_secret(matcher: Any, key: Any) -> bool:
+    """Secret-looking str keys, and bytes keys read as Latin-1 (``os.environb`` style)."""
+    if type(key) is str:
+        return bool(matcher.is_secret_key(key))
+    if type(key) is bytes and len(key) <= 256:
+        return bool(matcher.is_secret_key(key.decode("latin-1")))
+    return False
 
 
 def _clean_tz(tz: Any) -> bool:

@@ -19,6 +19,7 @@ import functools
 import io
 import logging
 import mmap
+import os
 import queue
 import selectors
 import socket
@@ -359,6 +360,7 @@ def _table() -> list[tuple[type, str, Describer]]:
         (logging.LoggerAdapter, "logger", _nothing),
         (logging.Handler, "logger", _named("name")),
         (logging.Manager, "logger", _nothing),
+        (type(os.environ), "environment", _nothing),
         (subprocess.Popen, "subprocess", _popen),
         (range, "value", _range),
         (complex, "value", _complex),

@@ -173,3 +173,15 @@ def test_url_credentials_in_exception_messages_are_redacted() -> None:
     assert clean["error"]["message"] == "cannot reach redis://app:***@cache:6379"
     assert "hunter2" not in repr(clean)
     assert report.counts == {"replaced": 1, "redacted": 2}
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_bytes_keys_and_the_environment(fast_path: bool) -> None:
+    import os
+
+    obj = {b"AWS_SECRET_ACCESS_KEY": b"abc", b"HOME": b"/root"}
+    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize(obj)
+    assert clean == {b"AWS_SECRET_ACCESS_KEY": REDACTED, b"HOME": b"/root"}
+    assert report.paths == ["$[b'AWS_SECRET_ACCESS_KEY']"]
+    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize({"env": os.environ})
+    assert clean["env"] == {"__agentkit_placeholder__": "environment", "type": "os._Environ"}
