@@ -442,6 +442,9 @@ def describe_exception(
         seen.add(id(e))
         t = type(e)
         message = _exc_message(e)
+        if issubclass(t, BaseExceptionGroup):
+            group_message = _call(lambda: BaseExceptionGroup.__dict__["message"].__get__(e, t))
+            message = group_message if type(group_message) is str else message
         text = ""
         try:
             tb = _EXC_TB(e)

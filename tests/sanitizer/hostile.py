@@ -20,7 +20,10 @@ import functools
 import io
 import logging
 import mmap
+import multiprocessing
+import os
 import queue
+import selectors
 import socket
 import sqlite3
 import ssl
@@ -362,6 +365,10 @@ def _flip_key(stack: contextlib.ExitStack) -> Any:
     return d
 
 
+def _selector(stack: contextlib.ExitStack) -> Any:
+    return _closing(stack, selectors.DefaultSelector())
+
+
 def _s(value: Any) -> Callable[[contextlib.ExitStack], Any]:
     return lambda stack: value() if callable(value) else value
 
@@ -418,6 +425,17 @@ CASES: list[Case] = [
     Case("weakref", _weakref),
     Case("weakproxy", _weakproxy),
     Case("logger", _s(lambda: logging.getLogger("agentkit.test"))),
+    Case("log_handler", _s(lambda: logging.NullHandler())),
+    Case("thread_local", _s(lambda: threading.local())),
+    Case("thread_barrier", _s(lambda: threading.Barrier(2))),
+    Case("selector", _selector),
+    Case("asyncio_queue", _s(lambda: asyncio.Queue())),
+    Case("asyncio_condition", _s(lambda: asyncio.Condition())),
+    Case("anyio_capacity_limiter", _s(lambda: anyio.CapacityLimiter(2))),
+    Case("weak_value_dict", _s(lambda: weakref.WeakValueDictionary())),
+    Case("multiprocessing_lock", _s(lambda: multiprocessing.Lock())),
+    Case("environment", _s(lambda: os.environ)),
+    Case("exception_group", _s(lambda: ExceptionGroup("many", [ValueError("a"), KeyError("b")]))),
     # exceptions
     Case("exception_with_cause", _s(_exception_with_cause)),
     # hostile unknown objects
