@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentkit._rebind import Rebinder
+from agentkit._records import make_result_record, make_run_record
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
 from agentkit.errors import AgentTimeoutError, RunCancelledError
@@ -116,17 +117,19 @@ class UserExecutionEngine:
 
     def run_record(self, run: RunState, status: RunStatus) -> RunRecord:
         """The store record of ``run`` with ``status``."""
-        return RunRecord(
-            run_id=run.run_id,
-            user_id=run.user_id,
-            session_id=run.session_id,
-            pipeline=list(run.plan.order),
-            status=status,
-            submitted_at=run.submitted_at,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            error=run.error,
-            owner=self._rt.owner,
+        return make_run_record(
+            {
+                "run_id": run.run_id,
+                "user_id": run.user_id,
+                "session_id": run.session_id,
+                "pipeline": list(run.plan.order),
+                "status": status,
+                "submitted_at": run.submitted_at,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "error": run.error,
+                "owner": self._rt.owner,
+            }
         )
 
     # --- a run -----------------------------------------------------------------------------
@@ -520,18 +523,20 @@ class UserExecutionEngine:
 def _record(result: SerializableAgentResult, blob: bytes) -> ResultRecord:
     # ResultRecord.from_result() without re-validating fields the result already validated;
     # the store checks the envelope on write
-    return ResultRecord.model_construct(
-        run_id=result.run_id,
-        user_id=result.user_id,
-        agent=result.agent,
-        agent_version=result.agent_version,
-        session_id=result.session_id,
-        status=result.status,
-        started_at=result.started_at,
-        finished_at=result.finished_at,
-        duration_s=result.duration_s,
-        output_json=result.output_json(),
-        blob=blob,
+    return make_result_record(
+        {
+            "run_id": result.run_id,
+            "user_id": result.user_id,
+            "agent": result.agent,
+            "agent_version": result.agent_version,
+            "session_id": result.session_id,
+            "status": result.status,
+            "started_at": result.started_at,
+            "finished_at": result.finished_at,
+            "duration_s": result.duration_s,
+            "output_json": result.output_json(),
+            "blob": blob,
+        }
     )
 
 
