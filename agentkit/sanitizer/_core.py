@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import pickle
 from collections.abc import Iterable
 from typing import Any
@@ -12,6 +11,7 @@ from agentkit.report import SanitizeReport
 from agentkit.sanitizer import _safe
 from agentkit.sanitizer._config import Config, Handler, UnknownPolicy
 from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES, NATIVE_TYPES, FastEncoder
+from agentkit.sanitizer._keep import safe_dumps
 from agentkit.sanitizer._walk import Walker
 from agentkit.sanitizer.redact import DEFAULT_SECRET_KEYS
 
@@ -40,9 +40,10 @@ class ObjectSanitizer:
         max_report_entries: entries kept in the report (counts always cover everything).
         unknown: ``"summarise"`` (type, module and instance attributes, walked under the same
             budgets) or ``"placeholder"`` (type only) for objects of unknown types.
-        keep_picklable: keep unknown objects that stdlib pickle accepts as they are (for
-            private, signed caches that want full fidelity). Their ``__reduce__`` is then
-            called, so only use this for trusted result types.
+        keep_picklable: keep unknown objects as they are when stdlib pickle accepts them
+            through its default protocol alone, without running any method of theirs (for
+            private, signed caches that want full fidelity; loading them later does run
+            their ``__setstate__``, if they define one).
         secret_keys: key fragments whose values are redacted (case-insensitive substring of
             the key with separators removed); numbers and None under such keys are kept.
         redact_urls: replace passwords inside URL strings (``redis://u:***@host``).
@@ -204,8 +205,9 @@ class ObjectSanitizer:
             data = self._fast.encode(clean, 1 << 62)
             if data is not None:
                 return self._fast.finish(data)
-        with contextlib.suppress(Exception):
-            return pickle.dumps(clean, protocol=5)
+        kept = safe_dumps(clean, 1 << 62)  # values kept by keep_picklable
+        if kept is not None:
+            return kept
         # keep_picklable objects that pickle differently the second time, or a stack too
         # deep for the caller's frame: fall back to a shallow, placeholder-only walk
         shallow = ObjectSanitizer(

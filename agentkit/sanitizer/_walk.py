@@ -13,7 +13,6 @@ import collections
 import dataclasses
 import enum
 import pathlib
-import pickle
 import types
 import uuid
 from collections.abc import Callable, Generator
@@ -28,6 +27,7 @@ import pydantic.types as pydantic_types
 from agentkit.report import ReportKind, SanitizeReport
 from agentkit.sanitizer import _safe, handlers
 from agentkit.sanitizer._config import Config, SanitizeContext
+from agentkit.sanitizer._keep import safe_dumps
 from agentkit.sanitizer._paths import Path, format_path
 from agentkit.sanitizer.redact import REDACTED
 
@@ -731,7 +731,7 @@ class Walker:
 
     def _unknown(self, obj: Any, t: type, path: Path) -> Any:
         cfg = self.cfg
-        if cfg.keep_picklable and _picklable(obj):
+        if cfg.keep_picklable and safe_dumps(obj, cfg.max_total_bytes) is not None:
             return obj
         if cfg.unknown == "placeholder":
             self._add(path, ReportKind.SUMMARISED, t, "unknown object replaced by its type")
@@ -783,14 +783,6 @@ def _named_items(obj: Any, t: type, names: tuple[str, ...]) -> list[tuple[Any, A
         if v is not _safe.MISSING:
             out.append((name, v))
     return out
-
-
-def _picklable(obj: Any) -> bool:
-    try:
-        pickle.dumps(obj, protocol=5)
-    except Exception:
-        return False
-    return True
 
 
 def _why(exc: BaseException) -> str:

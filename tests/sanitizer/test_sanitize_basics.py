@@ -309,3 +309,32 @@ def test_timezone_names_survive_the_native_pickle() -> None:
         _, _, blob = s.sanitize_pickled(value)
         back = pickle.loads(blob)
         assert [d.tzname() for d in back] == ["CEST", "UTC+02:00"] * 3
+
+
+class Stateful:
+    def __init__(self) -> None:
+        self.v = 1
+        self.at = datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/Paris"))
+        self.id = uuid.UUID(int=5)
+
+
+class CustomReduce:
+    def __reduce__(self) -> Any:
+        raise AssertionError("keep_picklable must not run __reduce__")
+
+
+class HoldsCustom:
+    def __init__(self) -> None:
+        self.inner = CustomReduce()
+
+
+def test_keep_picklable_never_runs_methods_of_the_kept_objects() -> None:
+    s = ObjectSanitizer(keep_picklable=True)
+    kept, custom, holder = Stateful(), CustomReduce(), HoldsCustom()
+    clean, report, blob = s.sanitize_pickled({"k": kept, "c": custom, "h": holder})
+    assert clean["k"] is kept
+    assert clean["c"][PLACEHOLDER_KEY] == "object"  # would run its own __reduce__
+    assert clean["h"][PLACEHOLDER_KEY] == "object"  # holds such an object
+    assert report.paths == ["$.c", "$.h", "$.h.inner"]
+    back = pickle.loads(blob)
+    assert back["k"].v == 1 and back["k"].at == kept.at and back["k"].id == kept.id
