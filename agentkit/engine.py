@@ -275,6 +275,8 @@ class UserExecutionEngine:
                     retry_after = None
                 if retry_after is None:
                     span.set_outcome(result.status, outcome.error_type)
+                    if result.output is not None:
+                        span.record_output(result.output)  # only if record_content is on
                     results[name] = result
                     run.running.discard(name)
                     # if the run is cancelled meanwhile, _finish() persists what is unsaved

@@ -344,3 +344,41 @@ async def test_executor_failure_is_a_failed_attempt_and_can_be_retried(
     err = res.stages["a"].error
     assert err is not None and "ConnectionResetError" in err.type
     assert res.stages["b"].status is AgentStatus.SKIPPED
+
+
+async def test_telemetry_spans_of_a_run(closing: list[Supervisor]) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agentkit.telemetry import Telemetry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tel = Telemetry(tracer_provider=provider, record_content=True)
+    Dirty = make_agent("dirty", returns={"lock": threading.Lock(), "n": 1})
+    sup = await _sup([Dirty], telemetry=tel)
+    closing.append(sup)
+    await sup.run("user-with-a-raw-id", ["dirty"])
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert {
+        "invoke_workflow dirty",
+        "invoke_agent dirty",
+        "agentkit.clean_result",
+        "agentkit.codec.encode",
+        "agentkit.cache.set",
+        "agentkit.store.save",
+    } <= set(spans)
+    agent = spans["invoke_agent dirty"]
+    for step in ("agentkit.clean_result", "agentkit.codec.encode", "agentkit.cache.set"):
+        assert spans[step].parent is not None
+        assert spans[step].parent.span_id == agent.context.span_id
+    assert agent.parent is not None
+    assert agent.parent.span_id == spans["invoke_workflow dirty"].context.span_id
+    dumped = repr([dict(s.attributes or {}) for s in exporter.get_finished_spans()])
+    assert "user-with-a-raw-id" not in dumped  # only the keyed hash
+    assert "_thread.lock object" not in dumped  # content only after the clean hook
+    assert agent.attributes is not None
+    assert agent.attributes["agentkit.user.hash"] == sup.hasher.hash("user-with-a-raw-id")
+    assert "__agentkit_placeholder__" in str(agent.attributes["agentkit.output"])
