@@ -12,6 +12,7 @@ import array
 import collections
 import dataclasses
 import enum
+import itertools
 import pathlib
 import types
 import uuid
@@ -740,12 +741,12 @@ class Walker:
         return self._object_gen(obj, t, path)
 
     def _object_gen(self, obj: Any, t: type, path: Path) -> Generator[Any, Any, Any]:
-        items: list[tuple[Any, Any]] = []
         d = _safe.instance_dict(obj, t)
-        if d is not None:
-            items.extend(_safe.dict_items(d))
-        items.extend(_safe.slot_items(obj, t))
-        attrs = yield from self._dict_gen(items, len(items), path, t)
+        n = dict.__len__(d) if d is not None else 0
+        items = itertools.chain(
+            _safe.dict_items(d) if d is not None else (), _safe.slot_items(obj, t)
+        )
+        attrs = yield from self._dict_gen(items, n, path, t)
         return handlers.placeholder("object", t, attributes=attrs)
 
 
