@@ -13,7 +13,7 @@ import pytest
 from codec_strategies import clean_values, same
 from hypothesis import HealthCheck, given, settings
 
-from agentkit.codec import Codec, EncodeError
+from agentkit.codec import Codec, CorruptError, EncodeError
 from agentkit.envelope import EnvelopeFlags
 
 KEY = b"k" * 32
@@ -134,3 +134,28 @@ def test_inspect_reports_header_without_decoding() -> None:
 def test_context_may_be_str_or_bytes() -> None:
     blob = SIGNED.encode([1], context="store:r1:agent")
     assert SIGNED.decode(blob, context=b"store:r1:agent") == [1]
+
+
+class Money:
+    """An author's own value type, allowed explicitly through pickle_types."""
+
+    def __init__(self, cents: int, currency: str) -> None:
+        self.cents, self.currency = cents, currency
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Money) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_pickle_types_allow_an_authors_own_class_both_ways() -> None:
+    value = {"price": Money(1250, "EUR")}
+    allowed = Codec([("k1", KEY)], layers=("pickle",), pickle_types=(Money,))
+    blob = allowed.encode(value)
+    assert allowed.inspect(blob).layer == "pickle"
+    assert allowed.decode(blob) == value
+    # a codec that was not told about Money neither writes it as pickle nor loads it
+    plain = Codec([("k1", KEY)])
+    assert plain.inspect(plain.encode(value)).layer == "str"
+    with pytest.raises(CorruptError, match="clean value domain"):
+        plain.decode(blob)
