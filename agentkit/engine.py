@@ -14,7 +14,6 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,8 +46,6 @@ from agentkit.telemetry import Telemetry
 __all__ = ["EngineRuntime", "EngineStats", "UserExecutionEngine"]
 
 log = logging.getLogger("agentkit.engine")
-
-_SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(slots=True)
@@ -378,13 +375,11 @@ class UserExecutionEngine:
         sanitizer = self._rt.sanitizer
 
         def emit(kind: str, data: dict[str, Any]) -> None:
-            for v in data.values():
-                if type(v) not in _SCALARS:
-                    cleaned, _ = sanitizer.sanitize(data)
-                    data = cleaned if isinstance(cleaned, dict) else {"data": cleaned}
-                    break
-            push(kind, agent, data)
-            tel.agent_event(kind, data)
+            # always sanitized: besides live objects, secrets under telling keys are redacted
+            cleaned, _ = sanitizer.sanitize(data)
+            clean = cleaned if isinstance(cleaned, dict) else {"data": cleaned}
+            push(kind, agent, clean)
+            tel.agent_event(kind, clean)
 
         return emit
 
@@ -573,6 +568,3 @@ def _run_error(run: RunState, status: RunStatus) -> dict[str, Any]:
         if r is not None and r.status not in (AgentStatus.SUCCEEDED, AgentStatus.SKIPPED):
             return {"agent": name, **_error_dict(r)}
     return {"agent": None, "type": status.value, "message": f"run {status.value}"}
-
-
-Starter = Callable[[UserExecutionEngine, RunState], None]

@@ -82,7 +82,12 @@ async def test_independent_stages_run_concurrently(closing: list[Supervisor]) ->
 async def test_events_order_and_payloads(closing: list[Supervisor]) -> None:
     def body(ctx: AgentContext) -> int:
         ctx.emit("progress", pct=10)
-        ctx.emit("progress", detail={"lock": threading.Lock()}, pct=90)
+        ctx.emit(
+            "progress",
+            detail={"lock": threading.Lock()},
+            pct=90,
+            api_key="sk-live-1234567890abcdef",
+        )
         return 7
 
     sup = await _sup(
@@ -108,6 +113,7 @@ async def test_events_order_and_payloads(closing: list[Supervisor]) -> None:
     assert all(isinstance(e, RunEvent) and e.time > 0 for e in events)
     # agent payloads are sanitized: the lock became a placeholder
     assert events[3].data["detail"]["lock"]["__agentkit_placeholder__"] == "lock"
+    assert events[3].data["api_key"] != "sk-live-1234567890abcdef"  # redacted
     assert events[-1].data["status"] == "succeeded"
     assert events[-1].timestamp.tzinfo is not None
 
