@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
+from agentkit.errors import UsageError
+
 __all__ = [
     "AGENT_COMPLETED",
     "AGENT_FAILED",
@@ -75,7 +77,7 @@ class EventStream:
     :meth:`__aiter__` until the stream is closed and drained.
     """
 
-    __slots__ = ("_buf", "_closed", "_run_id", "_seq", "_user_id", "_waiter", "dropped")
+    __slots__ = ("_buf", "_closed", "_reading", "_run_id", "_seq", "_user_id", "_waiter", "dropped")
 
     def __init__(self, run_id: str, user_id: str, maxlen: int) -> None:
         self._buf: deque[RunEvent] = deque(maxlen=maxlen)
@@ -84,6 +86,7 @@ class EventStream:
         self._seq = 0
         self._closed = False
         self._waiter: asyncio.Future[None] | None = None
+        self._reading = False
         self.dropped = 0
 
     @property
@@ -116,16 +119,25 @@ class EventStream:
                 waiter.set_result(None)
 
     async def __aiter__(self) -> AsyncIterator[RunEvent]:
+        if self._reading:
+            raise UsageError(
+                "this run's events are already being read; a run has one reader (iterate "
+                "handle.events() once and fan out yourself if several consumers need them)"
+            )
+        self._reading = True
         buf = self._buf
-        while True:
-            while buf:
-                yield buf.popleft()
-            if self._closed:
-                return
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                if self._waiter is waiter:
-                    self._waiter = None
+        try:
+            while True:
+                while buf:
+                    yield buf.popleft()
+                if self._closed:
+                    return
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiter = waiter
+                try:
+                    await waiter
+                finally:
+                    if self._waiter is waiter:
+                        self._waiter = None
+        finally:
+            self._reading = False

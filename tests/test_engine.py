@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agentkit.agent import AgentContext, SubAgent
-from agentkit.errors import AgentTimeoutError
+from agentkit.errors import AgentTimeoutError, UsageError
 from agentkit.events import RunEvent
 from agentkit.executor import EmitFn, InProcessExecutor, StageJob, StageOutcome
 from agentkit.limits import Limits
@@ -388,3 +388,23 @@ async def test_telemetry_spans_of_a_run(closing: list[Supervisor]) -> None:
     assert agent.attributes is not None
     assert agent.attributes["agentkit.user.hash"] == sup.hasher.hash("user-with-a-raw-id")
     assert "__agentkit_placeholder__" in str(agent.attributes["agentkit.output"])
+
+
+async def test_events_have_one_reader_at_a_time(closing: list[Supervisor]) -> None:
+    started = asyncio.Event()
+
+    async def slow(ctx: AgentContext) -> int:
+        started.set()
+        await asyncio.sleep(0.2)
+        return 1
+
+    sup = await _sup([make_agent("slow", slow)])
+    closing.append(sup)
+    handle = await sup.submit("u", ["slow"])
+    first = handle.events()
+    assert (await anext(first)).kind == "run_started"
+    with pytest.raises(UsageError, match="one reader"):
+        await anext(handle.events())
+    rest = [e.kind async for e in first]
+    assert rest[-1] == "run_completed"
+    assert [e async for e in handle.events()] == []  # a later reader is fine: nothing left
