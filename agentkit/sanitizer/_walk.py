@@ -10,26 +10,59 @@ from __future__ import annotations
 
 import array
 import collections
-import dataclasses
-import enum
 import itertools
-import pathlib
 import types
 import uuid
 from collections.abc import Callable, Generator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
-
-import pydantic
-import pydantic.types as pydantic_types
 
 from agentkit.report import ReportKind, SanitizeReport
 from agentkit.sanitizer import _safe, handlers
 from agentkit.sanitizer._config import Config, SanitizeContext
 from agentkit.sanitizer._keep import safe_dumps
+from agentkit.sanitizer._kinds import (
+    _ENUM_VALUE,
+    _NUMERIC_IDS,
+    _PLAIN,
+    _UUID_INT,
+    K_ARRAY,
+    K_BYTEARRAY,
+    K_BYTES,
+    K_CLASS,
+    K_DATACLASS,
+    K_DATE,
+    K_DATETIME,
+    K_DECIMAL,
+    K_DICT,
+    K_ENUM,
+    K_EXC,
+    K_FLOAT,
+    K_FROZENSET,
+    K_HANDLER,
+    K_INT,
+    K_LIST,
+    K_LIVE,
+    K_MODEL,
+    K_NAMEDTUPLE,
+    K_PATH,
+    K_ROOTMODEL,
+    K_SECRET,
+    K_SET,
+    K_STR,
+    K_TIME,
+    K_TIMEDELTA,
+    K_TUPLE,
+    K_UUID,
+    _is_secret,
+    _model_items,
+    _named_items,
+    _why,
+    classify,
+)
 from agentkit.sanitizer._paths import Path, format_path
+from agentkit.sanitizer._scalars import ScalarsMixin
 from agentkit.sanitizer.redact import REDACTED
 
 _GEN = types.GeneratorType
@@ -44,108 +77,17 @@ class _Reasons(dict[str, str]):
 
 
 _LIVE_REASONS = _Reasons()
-_NoneType = type(None)
-#: exact scalars copied through as they are
-_PLAIN = frozenset({id(_NoneType), id(bool), id(int), id(float)})
-#: exact hashable clean scalars allowed as dict keys and set members
-_HKEY_SCALARS = (
-    _NoneType,
-    bool,
-    int,
-    float,
-    str,
-    bytes,
-    datetime,
-    date,
-    time,
-    timedelta,
-    uuid.UUID,
-    Decimal,
-)
-_NUMERIC_IDS = frozenset(map(id, (_NoneType, bool, int, float)))
-_HKEY_IDS = frozenset(map(id, _HKEY_SCALARS))
-_SECRET_BASE: type = pydantic_types._SecretBase
-_ROOT_MODEL: type = pydantic.RootModel
-_BASE_MODEL: type = pydantic.BaseModel
-_DC_FIELD = dataclasses._FIELD  # type: ignore[attr-defined]
-_PYD_EXTRA = _safe.namespace(pydantic.BaseModel)["__pydantic_extra__"]
-_TZINFO = datetime.__dict__["tzinfo"].__get__
-_TIME_TZINFO = time.__dict__["tzinfo"].__get__
-_ENUM_VALUE = "_value_"
-_UUID_INT = _safe.namespace(uuid.UUID)["int"]
-_ZONE_KEY = ZoneInfo.__dict__["key"].__get__
-
-# kinds a type resolves to (cached per type)
-(
-    K_HANDLER,
-    K_CLASS,
-    K_ENUM,
-    K_SECRET,
-    K_ROOTMODEL,
-    K_MODEL,
-    K_DATACLASS,
-    K_NAMEDTUPLE,
-    K_EXC,
-    K_LIVE,
-    K_DICT,
-    K_LIST,
-    K_TUPLE,
-    K_SET,
-    K_FROZENSET,
-    K_STR,
-    K_INT,
-    K_FLOAT,
-    K_BYTES,
-    K_BYTEARRAY,
-    K_DATETIME,
-    K_DATE,
-    K_TIME,
-    K_TIMEDELTA,
-    K_UUID,
-    K_DECIMAL,
-    K_PATH,
-    K_ARRAY,
-    K_UNKNOWN,
-) = range(29)
-
-_BUILTIN_KINDS: list[tuple[type, int]] = [
-    (bool, K_INT),
-    (dict, K_DICT),
-    (list, K_LIST),
-    (collections.deque, K_LIST),
-    (tuple, K_TUPLE),
-    (set, K_SET),
-    (frozenset, K_FROZENSET),
-    (str, K_STR),
-    (int, K_INT),
-    (float, K_FLOAT),
-    (bytes, K_BYTES),
-    (bytearray, K_BYTEARRAY),
-    (datetime, K_DATETIME),
-    (date, K_DATE),
-    (time, K_TIME),
-    (timedelta, K_TIMEDELTA),
-    (uuid.UUID, K_UUID),
-    (Decimal, K_DECIMAL),
-    (pathlib.PurePath, K_PATH),
-    (array.array, K_ARRAY),
-]
-_BUILTIN_BY_ID = {id(t): (t, k) for t, k in _BUILTIN_KINDS}
 
 
-class Walker:
+class Walker(ScalarsMixin):
     """One walk over one value; not reusable."""
 
     __slots__ = (
         "active",
-        "cfg",
         "dropped",
         "exhausted",
         "kinds",
         "native",
-        "nbytes",
-        "nodes",
-        "report",
         "secret_cache",
         "tried",
     )
@@ -255,51 +197,11 @@ class Walker:
         hit = self.kinds.get(id(t))
         if hit is not None and hit[0] is t:
             return hit[1], hit[2]
-        kind, extra = self._classify(t)
+        kind, extra = classify(t, self.cfg.handlers)
         if len(self.kinds) > 4096:
             self.kinds.clear()
         self.kinds[id(t)] = (t, kind, extra)
         return kind, extra
-
-    def _classify(self, t: type) -> tuple[int, Any]:
-        mro = _safe.mro(t)
-        ids = {id(c) for c in mro}
-        for c in mro:
-            h = self.cfg.handlers.get(id(c))
-            if h is not None and h[0] is c:
-                return K_HANDLER, h[1]
-        if id(type) in ids:
-            return K_CLASS, None
-        if id(enum.Enum) in ids:
-            return K_ENUM, None
-        if id(_SECRET_BASE) in ids:
-            return K_SECRET, None
-        if id(_ROOT_MODEL) in ids:
-            return K_ROOTMODEL, None
-        if id(_BASE_MODEL) in ids:
-            return K_MODEL, None
-        fields = _safe.class_attr(t, "__dataclass_fields__")
-        if type(fields) is dict:
-            names = tuple(
-                n
-                for n, f in fields.items()
-                if type(n) is str and type(f) is dataclasses.Field and f._field_type is _DC_FIELD  # type: ignore[attr-defined]
-            )
-            return K_DATACLASS, names
-        if id(tuple) in ids:
-            nt_fields = _safe.class_attr(t, "_fields")
-            if type(nt_fields) is tuple and all(type(f) is str for f in nt_fields):
-                return K_NAMEDTUPLE, nt_fields
-        if id(BaseException) in ids:
-            return K_EXC, None
-        live = handlers.live_category(mro)
-        if live is not None:
-            return K_LIVE, live
-        for c in mro:
-            row = _BUILTIN_BY_ID.get(id(c))
-            if row is not None and row[0] is c:
-                return row[1], None
-        return K_UNKNOWN, None
 
     def _visit(self, obj: Any, path: Path, depth: int) -> Any:
         t = type(obj)
@@ -415,125 +317,6 @@ class Walker:
             self._add(path, ReportKind.ERROR, t, "registered handler returned its input")
             return handlers.placeholder("error", t)
         return self._nested(result, path, depth)
-
-    def _redact_texts(self, error: dict[str, Any], path: Path) -> dict[str, Any]:
-        """URL credentials out of an exception's message and traceback (and its causes)."""
-        if not self.cfg.redact_urls:
-            return error
-        node: Any = error
-        while type(node) is dict:
-            for field in ("message", "traceback"):
-                text = node.get(field)
-                if type(text) is str and "://" in text:
-                    red = self.cfg.matcher.redact_url_credentials(text)
-                    if red is not None:
-                        node[field] = red
-                        self._add(path, ReportKind.REDACTED, str, f"credentials in a URL ({field})")
-            node = node.get("cause")
-        return error
-
-    # --- scalars ------------------------------------------------------------------------
-
-    def _str(self, s: str, path: Path) -> str:
-        self.nodes += 1
-        n = len(s)
-        self.nbytes += n
-        cfg = self.cfg
-        if n > cfg.max_str_len:
-            reason = f"string of {n} chars cut to {cfg.max_str_len}"
-            self._add(path, ReportKind.TRUNCATED, str, reason)
-            s = s[: cfg.max_str_len]
-        if cfg.redact_urls and "://" in s:
-            red = cfg.matcher.redact_url_credentials(s)
-            if red is not None:
-                self._add(path, ReportKind.REDACTED, str, "credentials in a URL")
-                return red
-        return s
-
-    def _bytes(self, b: bytes, path: Path) -> bytes:
-        self.nodes += 1
-        n = len(b)
-        self.nbytes += n
-        limit = self.cfg.max_bytes_len
-        if n > limit:
-            self._add(path, ReportKind.TRUNCATED, bytes, f"bytes of length {n} cut to {limit}")
-            return b[:limit]
-        return b
-
-    def _datetime(self, obj: Any, t: type, path: Path) -> datetime:
-        tz = _TZINFO(obj)
-        clean_tz = _clean_tz(tz)
-        if t is datetime and clean_tz:
-            return obj  # type: ignore[no-any-return]
-        out = datetime.fromisoformat(datetime.isoformat(obj))
-        if clean_tz and tz is not None:
-            out = out.replace(tzinfo=tz)
-        elif tz is not None:
-            self._add(path, ReportKind.REPLACED, type(tz), "time zone became its fixed UTC offset")
-        return out
-
-    def _time(self, obj: Any, t: type, path: Path) -> time:
-        tz = _TIME_TZINFO(obj)
-        clean_tz = _clean_tz(tz)
-        if t is time and clean_tz:
-            return obj  # type: ignore[no-any-return]
-        out = time.fromisoformat(time.isoformat(obj))
-        if clean_tz and tz is not None:
-            out = out.replace(tzinfo=tz)
-        elif tz is not None:
-            self._add(path, ReportKind.REPLACED, type(tz), "time zone became its fixed UTC offset")
-        return out
-
-    # --- keys ---------------------------------------------------------------------------
-
-    def _key(self, k: Any, path: Path, index: int, depth: int = 0) -> Any:
-        """A hashable clean key for ``k`` (hostile keys become a label and are reported)."""
-        t = type(k)
-        if t is str:
-            if len(k) > self.cfg.max_str_len or ("://" in k and self.cfg.redact_urls):
-                return self._str(k, (path, f"<key {index}>"))
-            return k
-        if id(t) in _HKEY_IDS:
-            if t is datetime or t is time:
-                return self._datetime(k, t, path) if t is datetime else self._time(k, t, path)
-            return k
-        if depth < 8:
-            if t is tuple:
-                return tuple(self._key(e, path, index, depth + 1) for e in tuple.__iter__(k))
-            if t is frozenset:
-                return frozenset(self._key(e, path, index, depth + 1) for e in k)
-            kind, _ = self._resolve(t)
-            if kind in (
-                K_ENUM,
-                K_STR,
-                K_INT,
-                K_FLOAT,
-                K_BYTES,
-                K_DATETIME,
-                K_DATE,
-                K_TIME,
-                K_TIMEDELTA,
-                K_UUID,
-                K_DECIMAL,
-                K_TUPLE,
-                K_FROZENSET,
-                K_NAMEDTUPLE,
-            ):
-                if kind is K_ENUM:
-                    d = _safe.instance_dict(k, t)
-                    return self._key(d.get(_ENUM_VALUE) if d else None, path, index, depth + 1)
-                if kind is K_TUPLE or kind is K_NAMEDTUPLE:
-                    return tuple(self._key(e, path, index, depth + 1) for e in tuple.__iter__(k))
-                if kind is K_FROZENSET:
-                    return frozenset(
-                        self._key(e, path, index, depth + 1) for e in frozenset.__iter__(k)
-                    )
-                v = self._visit(k, path, 0)
-                if id(type(v)) in _HKEY_IDS:
-                    return v
-        label = f"<{_safe.type_name(t)} #{index}>"
-        self._add((path, label), ReportKind.REPLACED, t, "key is not a clean hashable value")
-        return label
 
     # --- containers ---------------------------------------------------------------------
 
@@ -748,46 +531,6 @@ class Walker:
         )
         attrs = yield from self._dict_gen(items, n, path, t)
         return handlers.placeholder("object", t, attributes=attrs)
-
-
-def _is_secret(matcher: Any, key: Any) -> bool:
-    """Secret-looking str keys, and bytes keys read as Latin-1 (``os.environb`` style)."""
-    if type(key) is str:
-        return bool(matcher.is_secret_key(key))
-    if type(key) is bytes and len(key) <= 256:
-        return bool(matcher.is_secret_key(key.decode("latin-1")))
-    return False
-
-
-def _clean_tz(tz: Any) -> bool:
-    """None, a fixed-offset timezone, or a ZoneInfo that can be rebuilt from its key."""
-    t = type(tz)
-    return tz is None or t is timezone or (t is ZoneInfo and type(_ZONE_KEY(tz)) is str)
-
-
-def _model_items(obj: Any, t: type) -> list[tuple[Any, Any]]:
-    d = _safe.instance_dict(obj, t)
-    items = list(_safe.dict_items(d)) if d is not None else []
-    try:
-        extra = _PYD_EXTRA.__get__(obj, t)
-    except Exception:
-        extra = None
-    if type(extra) is dict:
-        items.extend(extra.items())
-    return items
-
-
-def _named_items(obj: Any, t: type, names: tuple[str, ...]) -> list[tuple[Any, Any]]:
-    out = []
-    for name in names:
-        v = _safe.read_attr(obj, t, name)
-        if v is not _safe.MISSING:
-            out.append((name, v))
-    return out
-
-
-def _why(exc: BaseException) -> str:
-    return _safe.type_name(type(exc))
 
 
 __all__ = ["Walker"]
