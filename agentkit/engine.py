@@ -83,6 +83,24 @@ class EngineRuntime:
     rebinder: Rebinder | None = None
 
 
+class _StageTimer:
+    """Cancels the current task at ``deadline`` (a cheaper ``asyncio.timeout_at``: one timer
+    handle, no context manager); ``fired`` tells a timeout from any other cancellation."""
+
+    __slots__ = ("fired", "handle", "task")
+
+    def __init__(self, deadline: float) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.fired = False
+        self.handle = asyncio.get_running_loop().call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
 def store_context(run_id: str, agent: str) -> bytes:
     """The codec context of a stage result's store blob."""
     return f"store:{run_id}:{agent}".encode()
@@ -227,19 +245,21 @@ class UserExecutionEngine:
                 session_id=run.session_id,
                 attempt=attempt,
             ) as span:
+                timer = None if stage_deadline == math.inf else _StageTimer(stage_deadline)
                 try:
-                    if stage_deadline == math.inf:
-                        outcome = await rt.executor.run_stage(job, emit)
-                    else:
-                        try:
-                            async with asyncio.timeout_at(stage_deadline):
-                                outcome = await rt.executor.run_stage(job, emit)
-                        except TimeoutError:
-                            outcome = self._timeout_outcome(
-                                run, job, cls.retry_on, deadline, timeout
-                            )
+                    outcome = await rt.executor.run_stage(job, emit)
+                except asyncio.CancelledError:
+                    if timer is None or not timer.fired:
+                        raise
+                    timer.task.uncancel()  # take back the timer's own cancel request
+                    if run.cancel_reason is not None:
+                        raise
+                    outcome = self._timeout_outcome(run, job, cls.retry_on, deadline, timeout)
                 except Exception as exc:  # the executor itself failed (e.g. a lost worker)
                     outcome = self._failure_outcome(run, job, exc, cls.retry_on)
+                finally:
+                    if timer is not None:
+                        timer.handle.cancel()
                 if run.cancel_reason is not None:
                     # the agent swallowed the cancellation; the run stops all the same
                     raise asyncio.CancelledError
@@ -390,7 +410,10 @@ class UserExecutionEngine:
     ) -> None:
         rt = self._rt
         tel = rt.telemetry
-        key = cache_key("agentkit", self.user_hash, run.run_id, name)
+        prefix = run.cache_prefix
+        if prefix is None:  # validated once per run; agent names are validated by SubAgent
+            prefix = run.cache_prefix = cache_key("agentkit", self.user_hash, run.run_id)
+        key = f"{prefix}:{name}"
         try:
             with tel.step_span("agentkit.cache.set") as span:
                 ctx = key.encode()

@@ -75,6 +75,7 @@ class RunState:
     """Private: everything the runtime tracks about one run."""
 
     __slots__ = (
+        "cache_prefix",
         "cancel_reason",
         "done",
         "error",
@@ -124,6 +125,8 @@ class RunState:
         self.finished_at: datetime | None = None
         self.events = EventStream(run_id, user_id, event_buffer)
         self.results: dict[str, SerializableAgentResult] = {}
+        #: ``agentkit:u:{user_hash}:{run_id}``, built on the first cache write
+        self.cache_prefix: str | None = None
         self.running: set[str] = set()
         #: stage results whose cache/store writes have not completed yet (blob by agent)
         self.unsaved: dict[str, bytes] = {}

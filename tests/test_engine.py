@@ -408,3 +408,26 @@ async def test_events_have_one_reader_at_a_time(closing: list[Supervisor]) -> No
     rest = [e.kind async for e in first]
     assert rest[-1] == "run_completed"
     assert [e async for e in handle.events()] == []  # a later reader is fine: nothing left
+
+
+async def test_threaded_agent_timeout(closing: list[Supervisor]) -> None:
+    saw_cancel = threading.Event()
+
+    def spin(ctx: AgentContext) -> int:
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            if ctx.cancelled:
+                saw_cancel.set()
+                return 0
+            time.sleep(0.005)
+        return 1
+
+    sup = await _sup([make_agent("spin", spin, threaded=True, timeout=0.2)])
+    closing.append(sup)
+    t0 = time.monotonic()
+    res = await sup.run("u", ["spin"])
+    assert time.monotonic() - t0 < 2
+    assert res.stages["spin"].status is AgentStatus.TIMED_OUT
+    assert await asyncio.to_thread(saw_cancel.wait, 5)
+    # the task's cancellation count is back to zero: later runs are not disturbed
+    assert (await sup.run("u2", ["spin"])).stages["spin"].status is AgentStatus.TIMED_OUT
