@@ -12,6 +12,7 @@ from agentkit.sanitizer import _safe
 from agentkit.sanitizer._config import Config, Handler, UnknownPolicy
 from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES, NATIVE_TYPES, FastEncoder
 from agentkit.sanitizer._keep import safe_dumps
+from agentkit.sanitizer._kinds import numeric_only
 from agentkit.sanitizer._walk import Walker
 from agentkit.sanitizer.redact import DEFAULT_SECRET_KEYS
 
@@ -236,8 +237,8 @@ class ObjectSanitizer:
 
 
 def _has_secret_key(obj: Any, is_secret: Any) -> bool:
-    """Exact scan of an already-validated clean value: is a non-numeric value under a secret
-    key? Only called when the native scan found a secret-looking word somewhere."""
+    """Exact scan of an already-validated clean value: is a value that could hold a secret
+    under a secret-looking key? Only called when the byte pre-scan found such a word."""
     stack = [obj]
     pop = stack.pop
     push = stack.append
@@ -252,6 +253,7 @@ def _has_secret_key(obj: Any, is_secret: Any) -> bool:
                     (tk is str or tk is bytes)
                     and tv not in _NUMERIC
                     and is_secret(k if tk is str else k.decode("latin-1"))
+                    and not numeric_only(v)
                 ):
                     return True
                 if tv is dict or tv in _CONTAINERS:

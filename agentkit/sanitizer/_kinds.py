@@ -161,6 +161,38 @@ def _is_secret(matcher: Any, key: Any) -> bool:
     return False
 
 
+_NUMBER_IDS = frozenset(map(id, (_NoneType, bool, int, float)))
+_SEQ_IDS = frozenset(map(id, (list, tuple)))
+
+
+def numeric_only(value: Any, budget: int = 10_000) -> bool:
+    """True when ``value`` can carry no secret: a number, bool or None, or plain dicts, lists
+    and tuples of those whose keys are short lower-case identifiers (``{"in_p50": 12}``).
+
+    Token counts under a key like ``tokens`` are kept this way; anything else under a
+    secret-looking key is redacted. Only exact types count; the check is bounded.
+    """
+    stack = [value]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return False
+        cur = stack.pop()
+        tid = id(type(cur))
+        if tid in _NUMBER_IDS:
+            continue
+        if tid in _SEQ_IDS:
+            stack.extend(cur)
+        elif type(cur) is dict:
+            for k, v in cur.items():
+                if type(k) is not str or len(k) > 24 or not (k.isidentifier() and k.islower()):
+                    return False
+                stack.append(v)
+        else:
+            return False
+    return True
+
+
 def _clean_tz(tz: Any) -> bool:
     """None, a fixed-offset timezone, or a ZoneInfo that can be rebuilt from its key."""
     t = type(tz)

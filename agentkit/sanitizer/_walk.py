@@ -60,6 +60,7 @@ from agentkit.sanitizer._kinds import (
     _named_items,
     _why,
     classify,
+    numeric_only,
 )
 from agentkit.sanitizer._paths import Path, format_path
 from agentkit.sanitizer._scalars import ScalarsMixin
@@ -469,7 +470,7 @@ class Walker(ScalarsMixin):
                 self._add((path, key), ReportKind.REPLACED, type(k), reason)
                 key = new
             tv = type(v)
-            if secret and id(tv) not in _NUMERIC_IDS:
+            if secret and id(tv) not in _NUMERIC_IDS and not numeric_only(v):
                 self.nodes += 1
                 self._add((path, key), ReportKind.REDACTED, tv, "value under a secret-looking key")
                 out[key] = REDACTED

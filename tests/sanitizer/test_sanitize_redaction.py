@@ -185,3 +185,20 @@ def test_bytes_keys_and_the_environment(fast_path: bool) -> None:
     assert report.paths == ["$[b'AWS_SECRET_ACCESS_KEY']"]
     clean, report = ObjectSanitizer(fast_path=fast_path).sanitize({"env": os.environ})
     assert clean["env"] == {"__agentkit_placeholder__": "environment", "type": "os._Environ"}
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_numeric_only_structures_under_secret_keys_are_kept(fast_path: bool) -> None:
+    kept = {
+        "token_stats": {"in_mean": 1.5, "in_p50": 12, "by_day": [[1, 2], [3, 4]]},
+        "tokens": [10, 20, None, True],
+    }
+    redacted = {
+        "tokens_by_key": {"AKIAIOSFODNN7EXAMPLE": 3},  # keys may be the secrets
+        "token_list": [1, "sk-live-abc"],
+        "secret_counts": {"f9d3a2b4c5d6e7f8a9b0c1d2e3f4": 1},  # too long to be a field name
+    }
+    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize({**kept, **redacted})
+    assert {k: clean[k] for k in kept} == kept
+    assert all(clean[k] == REDACTED for k in redacted)
+    assert sorted(report.paths) == sorted(f"$.{k}" for k in redacted)
