@@ -22,6 +22,7 @@ import logging
 import os
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -539,23 +540,43 @@ class Supervisor:
 
 class _RunIds:
     """Random (version 4) UUIDs as hex, drawn from the OS in batches: one syscall per 256
-    ids instead of one per run (the syscall also releases the GIL)."""
+    ids instead of one per run (the syscall also releases the GIL). A forked child drops the
+    inherited batch, so parent and child never hand out the same ids."""
 
-    __slots__ = ("_buf", "_pos")
+    __slots__ = ("__weakref__", "_buf", "_pos")
 
     _BATCH = 256
 
     def __init__(self) -> None:
         self._buf = b""
         self._pos = 0
+        _ALL_RUN_IDS.add(self)
+
+    def reset(self) -> None:
+        """Forget the current batch."""
+        self._buf = b""
+        self._pos = 0
 
     def next(self) -> str:
+        """A new run id."""
         if self._pos >= len(self._buf):
             self._buf = os.urandom(16 * self._BATCH)
             self._pos = 0
         chunk = self._buf[self._pos : self._pos + 16]
         self._pos += 16
         return uuid.UUID(bytes=chunk, version=4).hex
+
+
+_ALL_RUN_IDS: weakref.WeakSet[_RunIds] = weakref.WeakSet()
+
+
+def _reset_run_ids_after_fork() -> None:
+    for ids in list(_ALL_RUN_IDS):
+        ids.reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_run_ids_after_fork)
 
 
 def _codec(signing_key: bytes | None) -> tuple[Codec, bytes | None]:
