@@ -182,10 +182,14 @@ class Supervisor:
             return
         if self._closing:
             raise SupervisorClosedError("this Supervisor was closed; create a new one")
-        await self.store.start()
-        await self.executor.start(
-            ExecutorRuntime(self.registry, self.codec, self.sanitizer, self.telemetry)
-        )
+        try:
+            await self.store.start()
+            await self.executor.start(
+                ExecutorRuntime(self.registry, self.codec, self.sanitizer, self.telemetry)
+            )
+        except BaseException:
+            await self._close_owned()
+            raise
         self._all_done = asyncio.Event()
         self._all_done.set()
         self._sweeper = asyncio.create_task(self._sweep(), name="agentkit-engine-sweeper")
@@ -228,13 +232,16 @@ class Supervisor:
                 self._sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._sweeper
-            for obj in reversed(self._owned):
-                try:
-                    await obj.aclose()
-                except Exception as exc:
-                    log.warning("closing %s failed: %s", type(obj).__name__, exc)
+            await self._close_owned()
             self._engines.clear()
             self._closed = True
+
+    async def _close_owned(self) -> None:
+        for obj in reversed(self._owned):
+            try:
+                await obj.aclose()
+            except Exception as exc:
+                log.warning("closing %s failed: %s", type(obj).__name__, exc)
 
     async def _interrupt_all(self) -> None:
         runs = [(e, r) for e in list(self._engines.values()) for r in list(e.runs.values())]

@@ -394,3 +394,16 @@ def test_run_ids_differ_between_a_forked_child_and_its_parent() -> None:
     child_id = os.read(r, 64).decode()
     os.waitpid(pid, 0)
     assert child_id and child_id != ids.next()
+
+
+async def test_a_store_that_cannot_start_fails_start_and_closes_what_was_opened(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a folder should be")
+    sup = Supervisor([make_agent("a")], store=f"sqlite:///{blocker / 'sub' / 'x.db'}")
+    with pytest.raises(Exception, match=r"(?i)cannot open|directory|exists"):
+        async with sup:
+            pass
+    with pytest.raises(SupervisorClosedError):
+        await sup.submit("u", ["a"])
