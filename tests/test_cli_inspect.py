@@ -32,6 +32,9 @@ MODULE = textwrap.dedent(
 
     def make():
         return {"made": LOCK}
+
+    def boom():
+        raise RuntimeError("no value today")
     """
 )
 
@@ -121,3 +124,12 @@ def test_render_tree_quoted_keys() -> None:
         "    │   └── [2]  one",
         "    └── .b  two",
     ]
+
+
+def test_inspect_call_that_raises_is_one_line_exit_2(pkg: Path) -> None:
+    proc = agentkit(pkg, "inspect", "inspect_target.results:boom", "--call")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (
+        "agentkit: error: calling 'inspect_target.results:boom' raised RuntimeError: "
+        "no value today (ConfigurationError)"
+    )

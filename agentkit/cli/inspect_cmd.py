@@ -9,7 +9,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from agentkit.errors import AgentkitError, ConfigurationError
+from agentkit.cli._runtime_opts import guarded
+from agentkit.errors import ConfigurationError
 from agentkit.report import SanitizeReport
 from agentkit.sanitizer import ObjectSanitizer
 from agentkit.validator import PickleReport, PicklerName, PickleValidator
@@ -65,7 +66,12 @@ def load_target(target: str, *, call: bool = False) -> Any:
         except AttributeError as exc:
             raise ConfigurationError(f"{target!r}: no attribute {part!r}") from exc
     if call:
-        value = value()
+        try:
+            value = value()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"calling {target!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
     return value
 
 
@@ -124,12 +130,16 @@ def format_pickle(report: PickleReport) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print both reports; exit 0 when the value is clean and picklable, 1 otherwise."""
-    try:
-        value = load_target(args.target, call=args.call)
-    except AgentkitError as exc:
-        sys.stderr.write(f"agentkit: error: {exc} ({type(exc).__name__})\n")
-        return 2
+    """Print both reports; exit 0 when the value is clean and picklable, 1 otherwise.
+
+    A bad target is one line on stderr and exit 2 (like every agentkit subcommand); a closed
+    output pipe ends quietly and Ctrl-C exits 130.
+    """
+    return guarded(_inspect)(args)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    value = load_target(args.target, call=args.call)
     _, report = ObjectSanitizer().sanitize(value)
     out = [f"inspect {args.target}  ({type(value).__module__}.{type(value).__qualname__})", ""]
     out += format_sanitize(report)
