@@ -16,6 +16,10 @@ class Echo(SubAgent):
 
     name = "dt_echo"
     version = "1"
+    # What production agents on a cluster should have: a stage stuck on a lost worker is
+    # timed out and retried elsewhere instead of failing the run.
+    timeout = 15.0
+    retries = 2
 
     async def run(self, ctx: AgentContext) -> dict[str, Any]:
         for step in range(3):
@@ -28,6 +32,8 @@ class Follow(SubAgent):
 
     name = "dt_follow"
     version = "1"
+    timeout = 15.0
+    retries = 2
     depends_on = ("dt_echo",)
 
     async def run(self, ctx: AgentContext) -> dict[str, Any]:
