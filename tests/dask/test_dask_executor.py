@@ -280,3 +280,38 @@ async def test_unreachable_scheduler_is_a_clear_error_at_start(tmp_path: Path) -
     with pytest.raises(BackendError, match="cannot reach the Dask scheduler"):
         await asyncio.wait_for(sup.start(), timeout=30)
     await sup.aclose()
+
+
+async def test_cancel_user_and_drain_stop_remote_stages(
+    dask_client: Client, tmp_path: Path
+) -> None:
+    def _executing(dask_worker: Any) -> int:
+        return len(dask_worker.state.executing)
+
+    sup = Supervisor(
+        registry(),
+        store=f"sqlite:///{tmp_path / 'runs.db'}",
+        signing_key=SIGNING_KEY,
+        executor=DaskExecutor(dask_client),
+        limits=Limits(drain_timeout=0.5),
+    )
+    await sup.start()
+    try:
+        mine = [await sup.submit("lena", ["dt_sleepy"], input={"seconds": 30}) for _ in range(2)]
+        cancelled = await asyncio.wait_for(sup.cancel_user("lena"), timeout=15)
+        assert cancelled == 2
+        for h in mine:
+            assert (await asyncio.wait_for(h.result(), 10)).status is RunStatus.CANCELLED
+        # a run still going when the supervisor closes is stopped and recorded as interrupted
+        late = await sup.submit("mona", ["dt_sleepy"], input={"seconds": 30})
+        async for ev in late.events():
+            if ev.kind == "progress":
+                break
+    finally:
+        await asyncio.wait_for(sup.aclose(), timeout=20)
+    assert (await asyncio.wait_for(late.result(), 10)).status is RunStatus.INTERRUPTED
+    for _ in range(100):
+        if sum((await dask_client.run(_executing)).values()) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert sum((await dask_client.run(_executing)).values()) == 0
