@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 from collections.abc import Iterable
+from itertools import compress
 from typing import Any
 
 from agentkit.errors import ConfigurationError
@@ -188,12 +190,7 @@ class ObjectSanitizer:
 
     def _any_needs_redaction(self, accepted: list[tuple[Any, bytes]]) -> bool:
         data = b"".join(body for _, body in accepted)
-        cfg = self._cfg
-        if cfg.redact_urls and cfg.matcher.might_contain_url_credentials(data):
-            return True
-        if not cfg.matcher.might_contain_secret_key(data):
-            return False
-        return any(_has_secret_key(sub, cfg.matcher.is_secret_key) for sub, _ in accepted)
+        return self._redaction_needed([sub for sub, _ in accepted], data)
 
     def _pickle_clean(
         self, clean: Any, obj: Any, report: SanitizeReport, pieces: list[tuple[Any, bytes]]
@@ -227,13 +224,62 @@ class ObjectSanitizer:
             return pickle.dumps(None, protocol=5)
 
     def _needs_redaction(self, obj: Any, data: bytes) -> bool:
+        return self._redaction_needed([obj], data)
+
+    def _redaction_needed(self, roots: list[Any], data: bytes) -> bool:
+        """Would the walk redact anything in these natively validated values?
+
+        URL credentials: a byte pre-scan of their pickle. Secret keys: the set of all their
+        dict keys, gathered at C speed, checked against the (cached) key matcher; only on a
+        hit are the values under such keys examined.
+        """
         cfg = self._cfg
         matcher = cfg.matcher
         if cfg.redact_urls and matcher.might_contain_url_credentials(data):
             return True
-        if not matcher.might_contain_secret_key(data):
+        keys = _dict_keys(roots)
+        if keys is None:  # very many distinct keys: the byte pre-scan is cheaper
+            if not matcher.might_contain_secret_key(data):
+                return False
+        elif not any(_secret_key(k, matcher) for k in keys):
             return False
-        return _has_secret_key(obj, matcher.is_secret_key)
+        return any(_has_secret_key(root, matcher.is_secret_key) for root in roots)
+
+
+_CONTAINER_TYPES = frozenset((dict, list, tuple, set, frozenset))
+_is_container = _CONTAINER_TYPES.__contains__
+_is_dict = frozenset((dict,)).__contains__
+_MAX_KEYS = 4096
+
+
+def _dict_keys(roots: list[Any]) -> set[Any] | None:
+    """Every dict key inside natively validated (exact-type, acyclic) values, or None when
+    there are more than ``_MAX_KEYS`` distinct ones. Breadth-first, a level at a time, with
+    C-level steps only (``gc.get_referents``, ``map``, ``compress``)."""
+    keys: set[Any] = set()
+    level = roots
+    types = list(map(type, level))
+    while level:
+        mask = list(map(_is_container, types))
+        level = list(compress(level, mask))
+        types = list(compress(types, mask))
+        if not level:
+            break
+        keys.update(*compress(level, map(_is_dict, types)))
+        if len(keys) > _MAX_KEYS:
+            return None
+        level = gc.get_referents(*level)
+        types = list(map(type, level))
+    return keys
+
+
+def _secret_key(key: Any, matcher: Any) -> bool:
+    t = type(key)
+    if t is str:
+        return bool(matcher.is_secret_key(key))
+    if t is bytes:
+        return bool(matcher.is_secret_key(key.decode("latin-1")))
+    return False
 
 
 def _has_secret_key(obj: Any, is_secret: Any) -> bool:

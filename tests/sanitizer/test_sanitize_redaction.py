@@ -202,3 +202,19 @@ def test_numeric_only_structures_under_secret_keys_are_kept(fast_path: bool) -> 
     assert {k: clean[k] for k in kept} == kept
     assert all(clean[k] == REDACTED for k in redacted)
     assert sorted(report.paths) == sorted(f"$.{k}" for k in redacted)
+
+
+def test_secret_words_in_values_do_not_force_the_walk() -> None:
+    value = {"notes": ["reset your password", "token expired"], "n": [1, 2]}
+    clean, report = ObjectSanitizer().sanitize(value)
+    assert clean is value and report.total == 0
+
+
+def test_many_distinct_keys_fall_back_to_the_byte_scan() -> None:
+    value = {f"k{i}": i for i in range(5000)}
+    value["db_password"] = "pw"  # type: ignore[assignment]
+    clean, report = ObjectSanitizer().sanitize(value)
+    assert clean["db_password"] == REDACTED and report.paths == ["$.db_password"]
+    del value["db_password"]
+    clean, report = ObjectSanitizer().sanitize(value)
+    assert clean is value and report.total == 0
