@@ -127,6 +127,17 @@ class EvilProperty:
         raise RuntimeError("hostile property")
 
 
+class SleepyProperty:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    @property
+    def slow(self) -> int:
+        TOUCHED.append("SleepyProperty.slow")
+        time.sleep(5)
+        return 1
+
+
 class EvilDictDescriptor:
     @property  # type: ignore[misc]
     def __dict__(self) -> dict[str, Any]:
@@ -449,6 +460,8 @@ CASES: list[Case] = [
     Case("lying_class", _s(lambda: LyingClass())),
     Case("evil_property", _s(lambda: EvilProperty()), ("", ".lock")),
     Case("evil_dict_descriptor", _s(lambda: EvilDictDescriptor())),
+    Case("sleepy_property", _s(lambda: SleepyProperty()), ("", ".lock")),
+    Case("huge_key", _s(lambda: {"x" * 2_000_000: 1}), ('["<key 0>"]',)),
     Case("evil_len_iter", _s(lambda: EvilLenIter())),
     Case("instance_of_evil_metaclass", _s(lambda: WithEvilMeta())),
     Case("slots_with_lock", _s(lambda: Slotted()), ("", ".lock")),
