@@ -239,13 +239,18 @@ class _Model:
         if i is not None:
             del self.items[i]
         if len(key) + size + MemoryCache.ENTRY_OVERHEAD > self.max_bytes:
+            self._drop_expired_tail()
             return False
         self.items.append([key, size, None if ttl is None else self.now + ttl])
         while self.used() > self.max_bytes or len(self.items) > self.max_entries:
             del self.items[0]
+        self._drop_expired_tail()
+        return True
+
+    def _drop_expired_tail(self) -> None:
+        # a write (even a refused one) drops expired entries that reached the LRU end
         while self.items and not self._live(self.items[0]):
             del self.items[0]
-        return True
 
     def get(self, key: str) -> int | None:
         i = self._find(key)
