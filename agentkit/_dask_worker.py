@@ -57,6 +57,7 @@ __all__ = [
     "WorkerRuntime",
     "WorkerSettings",
     "event_blob_context",
+    "fetch_reply",
     "parse_signing_key",
     "run_stage_task",
 ]
@@ -425,3 +426,9 @@ def run_stage_task(job: StageJob, call: StageCall) -> WorkerReply:
     publish = worker.log_event if call.topic else None
     loop = _thread_loop()
     return loop.run_until_complete(runtime.run(job, call, publish=publish, abandoned=abandoned))
+
+
+def fetch_reply(key: str, dask_worker: Any) -> WorkerReply | None:
+    """The reply a finished stage task left in this worker's memory (``Client.run`` helper)."""
+    value = dask_worker.data.get(key) if key in dask_worker.data else None
+    return value if isinstance(value, WorkerReply) else None

@@ -65,6 +65,7 @@ try:
         StageCall,
         WorkerReply,
         event_blob_context,
+        fetch_reply,
         run_stage_task,
     )
 except ImportError as _exc:  # the extra is not installed
@@ -76,6 +77,8 @@ __all__ = ["AgentkitWorkerPlugin", "DaskExecutor"]
 
 log = logging.getLogger("agentkit.dask")
 
+#: seconds between checks of a stage future that is taking long
+_STALL_POLL_S = 1.0
 _SUBMIT_OPTIONS = frozenset({"workers", "resources", "allow_other_workers", "priority"})
 _SCHEMES = {"dask": "tcp", "tcp": "tcp", "dask+tls": "tls", "tls": "tls"}
 
@@ -260,7 +263,7 @@ class DaskExecutor:
                     **self._submit_options,
                 )
                 try:
-                    reply: WorkerReply = await future
+                    reply = await self._await_reply(job, future)
                     break
                 except asyncio.CancelledError:
                     self._cancel_soon(future)
@@ -295,6 +298,51 @@ class DaskExecutor:
         return StageOutcome(result, reply.blob, reply.retryable, reply.error_type)
 
     # --- internals -----------------------------------------------------------------------
+
+    async def _await_reply(self, job: StageJob, future: Any) -> WorkerReply:
+        """The task's reply; fetched from its worker if the client's gather stalls.
+
+        When a worker dies while the client is gathering results, the client's shared
+        gather can wait for that dead worker for a long time while other results are already
+        computed and held by live workers; such a result is fetched from its worker directly.
+        """
+        waiter = asyncio.ensure_future(_result_of(future))
+        finished_polls = 0
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiter}, timeout=_STALL_POLL_S)
+                if done:
+                    return waiter.result()
+                finished_polls = finished_polls + 1 if future.status == "finished" else 0
+                if finished_polls >= 2:
+                    reply = await self._fetch_from_worker(job, future)
+                    if reply is not None:
+                        return reply
+                    finished_polls = 0
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+    async def _fetch_from_worker(self, job: StageJob, future: Any) -> WorkerReply | None:
+        try:
+            holders = (await self.client.who_has([future])).get(future.key, ())
+            for address in holders:
+                got = await asyncio.wait_for(
+                    self.client.run(fetch_reply, future.key, workers=[address]),
+                    timeout=_STALL_POLL_S * 5,
+                )
+                reply = got.get(address)
+                if isinstance(reply, WorkerReply):
+                    log.warning(
+                        "stage %r of run %s: result fetched from its worker directly (the "
+                        "client's gather stalled, e.g. on a lost worker)",
+                        job.agent,
+                        job.run_id,
+                    )
+                    return reply
+        except (OSError, TimeoutError, KeyError) as exc:
+            log.debug("direct fetch of a stage result failed: %s", exc)
+        return None
 
     def _require_runtime(self) -> ExecutorRuntime:
         if self._rt is None or self._client is None:
@@ -380,3 +428,8 @@ def _lost(exc: BaseException) -> bool:
 
 def _time_left(job: StageJob) -> float:
     return math.inf if job.deadline is None else job.deadline - time.time()
+
+
+async def _result_of(future: Any) -> WorkerReply:
+    reply: WorkerReply = await future
+    return reply

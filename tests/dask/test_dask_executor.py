@@ -315,3 +315,37 @@ async def test_cancel_user_and_drain_stop_remote_stages(
             break
         await asyncio.sleep(0.05)
     assert sum((await dask_client.run(_executing)).values()) == 0
+
+
+async def test_a_finished_result_can_be_fetched_from_its_worker_directly(
+    dask_client: Client,
+) -> None:
+    """The fallback used when the client's gather stalls (e.g. on a lost worker)."""
+    from agentkit._dask_worker import StageCall, WorkerReply, run_stage_task
+    from agentkit.executor import StageJob
+    from agentkit.supervisor import _codec
+
+    codec = _codec(SIGNING_KEY)[0]
+    job = StageJob(
+        agent="dt_echo",
+        agent_version="1",
+        run_id="r-direct",
+        user_id="nina",
+        user_hash="0" * 32,
+        session_id=None,
+        input={"x": 1},
+        upstream={},
+        attempt=1,
+        timeout=30.0,
+        deadline=None,
+        blob_context=b"store:r-direct:dt_echo",
+    )
+    call = StageCall("tok", "", codec.signing_key_id, codec.layers)
+    future = dask_client.submit(run_stage_task, job, call, pure=False)
+    gathered = await asyncio.wait_for(future, 30)
+    executor = DaskExecutor(dask_client)
+    fetched = await executor._fetch_from_worker(job, future)
+    assert isinstance(fetched, WorkerReply)
+    assert fetched.blob == gathered.blob and fetched.execution == gathered.execution
+    result = codec.decode_result(fetched.blob, context=job.blob_context)
+    assert result.output["input"] == {"x": 1}
