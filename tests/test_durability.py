@@ -66,6 +66,7 @@ async def test_sigkill_loses_no_acknowledged_run(tmp_path: Path) -> None:
     )
     submitted: dict[str, str] = {}
     acked: dict[str, str] = {}
+    last_line: dict[str, str] = {}  # user -> SUB or ACK, the last line printed for them
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
     try:
@@ -76,6 +77,7 @@ async def test_sigkill_loses_no_acknowledged_run(tmp_path: Path) -> None:
             elif kind == "ACK":
                 assert rest == ["succeeded"]
                 acked[run_id] = user
+            last_line[user] = kind
             if len(acked) >= 400 or time.monotonic() > deadline:
                 break
         os.kill(proc.pid, signal.SIGKILL)
@@ -84,6 +86,7 @@ async def test_sigkill_loses_no_acknowledged_run(tmp_path: Path) -> None:
         for line in rest_out.splitlines():
             kind, user, run_id, *_ = line.split()
             (acked if kind == "ACK" else submitted)[run_id] = user
+            last_line[user] = kind
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -104,17 +107,39 @@ async def test_sigkill_loses_no_acknowledged_run(tmp_path: Path) -> None:
                 "fetch": AgentStatus.SUCCEEDED,
                 "report": AgentStatus.SUCCEEDED,
             }
-        statuses = {}
         for run_id in in_flight:
             got = await store.get_run(submitted[run_id], run_id)
             assert got is not None, f"submitted run {run_id} is missing"
-            statuses[run_id] = got.run.status
-        # in flight at the kill: interrupted, unless it became durable just before the kill
-        assert set(statuses.values()) <= {RunStatus.INTERRUPTED, RunStatus.SUCCEEDED}
-        assert RunStatus.INTERRUPTED in set(statuses.values())
-        # (it may also have recorded a run whose submit() had not returned yet)
-        assert store.interrupted_on_start >= sum(
-            s is RunStatus.INTERRUPTED for s in statuses.values()
-        )
+            # in flight at the kill: interrupted, unless it became durable just before the kill
+            if got.run.status is not RunStatus.INTERRUPTED:
+                assert got.run.status is RunStatus.SUCCEEDED, got.run
+                assert {r.status for r in got.results} == {AgentStatus.SUCCEEDED}
+        # Every run the store holds is accounted for. Besides the printed ones, a user may have
+        # one run whose queued record was durable but whose submit() had not returned (so no
+        # SUB line): only a user with no run in flight, and such a run never started.
+        interrupted: set[str] = set()
+        for u in range(40):
+            user = f"user-{u}"
+            stored = await store.list_runs(user, limit=10_000)
+            unannounced = [r for r in stored if r.run_id not in submitted]
+            assert len(unannounced) <= 1, unannounced
+            for rec in unannounced:
+                assert last_line.get(user, "ACK") == "ACK", (user, rec)
+                assert rec.status is RunStatus.INTERRUPTED, rec
+                got = await store.get_run(user, rec.run_id)
+                assert got is not None and got.results == [], got
+            for rec in stored:
+                assert rec.user_id == user
+                if rec.run_id in acked:
+                    assert rec.status is RunStatus.SUCCEEDED, rec
+                if rec.status is RunStatus.INTERRUPTED:
+                    interrupted.add(rec.run_id)
+            assert {r.run_id for r in stored} >= {
+                r for r, owner in submitted.items() if owner == user
+            }
+        assert interrupted, "the kill should leave runs to interrupt"
+        assert not interrupted & set(acked)
+        # the restart marked exactly these runs, and nothing else
+        assert store.interrupted_on_start == len(interrupted)
     finally:
         await store.aclose()
