@@ -25,8 +25,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from agentkit._urlopts import opt_int, opt_optional_float, opt_str, split_options
 from agentkit.cache._breaker import BreakerState, CircuitBreaker, StateListener
 from agentkit.cache.base import BaseCache
 from agentkit.errors import CacheError, ConfigurationError, MissingDependencyError
@@ -187,14 +188,9 @@ class RedisCache(BaseCache):
             raise ConfigurationError(
                 f"RedisCache needs a redis://, rediss:// or unix:// URL, got {url!r:.100}"
             )
-        rest, merged = [], {}
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name in _URL_OPTIONS:
-                merged[name] = _URL_OPTIONS[name](name, value)
-            else:
-                rest.append((name, value))
+        driver_url, merged = split_options(url, _URL_OPTIONS)
         merged.update(options)
-        return cls(urlunsplit(parts._replace(query=urlencode(rest))), **merged)
+        return cls(driver_url, **merged)
 
     @property
     def circuit_state(self) -> BreakerState:
@@ -430,37 +426,17 @@ def _consume(fut: asyncio.Future[None]) -> None:
         fut.exception()
 
 
-def _opt_float(name: str, value: str) -> float | None:
-    if value.lower() in ("none", ""):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigurationError(f"URL option {name}={value!r} must be a number") from None
-
-
-def _opt_int(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigurationError(f"URL option {name}={value!r} must be an integer") from None
-
-
-def _opt_str(name: str, value: str) -> str:
-    return value
-
-
 _URL_OPTIONS: dict[str, Callable[[str, str], Any]] = {
-    "key_prefix": _opt_str,
-    "default_ttl": _opt_float,
-    "op_timeout": _opt_float,
-    "connect_timeout": _opt_float,
-    "cooldown": _opt_float,
-    "coalesce_window": _opt_float,
-    "max_connections": _opt_int,
-    "failure_threshold": _opt_int,
-    "max_batch": _opt_int,
-    "max_batch_bytes": _opt_int,
+    "key_prefix": opt_str,
+    "default_ttl": opt_optional_float,
+    "op_timeout": opt_optional_float,
+    "connect_timeout": opt_optional_float,
+    "cooldown": opt_optional_float,
+    "coalesce_window": opt_optional_float,
+    "max_connections": opt_int,
+    "failure_threshold": opt_int,
+    "max_batch": opt_int,
+    "max_batch_bytes": opt_int,
 }
 
 

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from agentkit.errors import ConfigurationError, StoreError
+from agentkit._urlopts import opt_bool, opt_float, opt_int, opt_str
+from agentkit._urlopts import split_options as _split_options
+from agentkit.errors import StoreError
 
 __all__ = ["URL_OPTIONS", "clone_error", "describe", "jsonb_text", "split_options", "split_schema"]
 
@@ -41,43 +43,17 @@ def jsonb_text(text: str, *, strict: bool = False) -> str | None:
     return json.dumps(fix(value), allow_nan=False)
 
 
-def _opt_number(name: str, value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigurationError(f"URL option {name}={value!r} must be a number") from None
-
-
-def _opt_int(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigurationError(f"URL option {name}={value!r} must be an integer") from None
-
-
-def _opt_bool(name: str, value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigurationError(f"URL option {name}={value!r} must be true or false")
-
-
-def _opt_str(name: str, value: str) -> str:
-    return value
-
-
 URL_OPTIONS: dict[str, Callable[[str, str], Any]] = {
-    "schema": _opt_str,
-    "owner": _opt_str,
-    "min_size": _opt_int,
-    "max_size": _opt_int,
-    "max_group": _opt_int,
-    "statement_timeout": _opt_number,
-    "connect_timeout": _opt_number,
-    "heartbeat_interval": _opt_number,
-    "stale_after": _opt_number,
-    "recover_on_start": _opt_bool,
+    "schema": opt_str,
+    "owner": opt_str,
+    "min_size": opt_int,
+    "max_size": opt_int,
+    "max_group": opt_int,
+    "statement_timeout": opt_float,
+    "connect_timeout": opt_float,
+    "heartbeat_interval": opt_float,
+    "stale_after": opt_float,
+    "recover_on_start": opt_bool,
 }
 
 
@@ -105,12 +81,4 @@ def describe(dsn: str) -> str:
 
 def split_options(url: str) -> tuple[str, dict[str, Any]]:
     """Split the store's own options (typed) out of ``url``'s query; the rest stays."""
-    parts = urlsplit(url)
-    rest: list[tuple[str, str]] = []
-    found: dict[str, Any] = {}
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in URL_OPTIONS:
-            found[name] = URL_OPTIONS[name](name, value)
-        else:
-            rest.append((name, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), found
+    return _split_options(url, URL_OPTIONS)
