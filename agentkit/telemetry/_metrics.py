@@ -6,10 +6,15 @@ per user and blow up the cardinality of a metrics backend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import weakref
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+AttrKey = tuple[tuple[str, str], ...]
 
 __all__ = ["CIRCUIT_STATES", "Instruments", "MetricNames"]
 
@@ -44,8 +49,40 @@ _SIZE_BUCKETS: Final = (
 )  # fmt: skip
 
 
+class LocalCounts:
+    """Monotonic counts kept in this process and reported by an observable counter.
+
+    Adding to a dict under a lock costs a fraction of a microsecond; a synchronous SDK
+    counter costs several microseconds per ``add`` (it builds a measurement, copies and
+    sorts the attributes and offers an exemplar). The exported metric is the same: a
+    cumulative monotonic sum per attribute set, read when the reader collects.
+    """
+
+    __slots__ = ("_counts", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[AttrKey, int] = {}
+
+    def add(self, key: AttrKey, amount: int = 1) -> None:
+        """Count ``amount`` for the attribute set ``key`` (``((name, value), ...)``)."""
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        """The observable counter's callback: every attribute set and its total."""
+        with self._lock:
+            items = list(self._counts.items())
+        return [Observation(total, dict(key)) for key, total in items]
+
+
 class Instruments:
-    """All instruments of one meter, created once per :class:`Telemetry`."""
+    """All instruments of one meter provider, shared by every :class:`Telemetry` on it.
+
+    Use :meth:`for_provider`: counters are observable instruments reading
+    :class:`LocalCounts`, and an SDK meter registers an instrument name once (a second
+    registration would keep the first one's callback), so each provider gets one set.
+    """
 
     __slots__ = (
         "active_engines",
@@ -67,13 +104,17 @@ class Instruments:
             description="Duration of one agent invocation (one attempt of one stage).",
             explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
         )
-        self.codec_encodings = meter.create_counter(
+        self.codec_encodings = LocalCounts()
+        meter.create_observable_counter(
             MetricNames.CODEC_ENCODINGS,
+            callbacks=[self.codec_encodings.observe],
             unit="{encoding}",
             description="Results encoded by the codec, by the layer that encoded them.",
         )
-        self.sanitizer_replacements = meter.create_counter(
+        self.sanitizer_replacements = LocalCounts()
+        meter.create_observable_counter(
             MetricNames.SANITIZER_REPLACEMENTS,
+            callbacks=[self.sanitizer_replacements.observe],
             unit="{replacement}",
             description="Values the sanitizer changed, by kind (replaced, redacted, ...).",
         )
@@ -83,8 +124,10 @@ class Instruments:
             description="Size of encoded result envelopes.",
             explicit_bucket_boundaries_advisory=_SIZE_BUCKETS,
         )
-        self.cache_errors = meter.create_counter(
+        self.cache_errors = LocalCounts()
+        meter.create_observable_counter(
             MetricNames.CACHE_ERRORS,
+            callbacks=[self.cache_errors.observe],
             unit="{error}",
             description="Cache operations that failed (each degraded to a miss).",
         )
@@ -109,8 +152,27 @@ class Instruments:
             unit="{engine}",
             description="Per-user execution engines currently alive.",
         )
-        self.runs = meter.create_counter(
+        self.runs = LocalCounts()
+        meter.create_observable_counter(
             MetricNames.RUNS,
+            callbacks=[self.runs.observe],
             unit="{run}",
             description="Runs finished, by terminal status.",
         )
+
+    @classmethod
+    def for_provider(cls, provider: object, meter: metrics.Meter) -> Instruments:
+        """The instruments of ``provider`` (made on ``meter`` the first time)."""
+        with _SHARED_LOCK:
+            try:
+                found = _SHARED.get(provider)
+            except TypeError:  # not weak-referenceable: no sharing
+                return cls(meter)
+            if found is None:
+                found = cls(meter)
+                _SHARED[provider] = found
+            return found
+
+
+_SHARED: weakref.WeakKeyDictionary[object, Instruments] = weakref.WeakKeyDictionary()
+_SHARED_LOCK: Final = threading.Lock()

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from contextvars import Token
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -61,6 +61,15 @@ _DEFAULT_ERROR_TYPE: Final[Mapping[str, str]] = {
     "cancelled": "cancelled",
     "interrupted": "interrupted",
 }
+
+
+_SCALARS: Final = frozenset({str, bool, int, float})
+_ALIAS_CACHE: dict[str, str] = dict(ATTRIBUTE_ALIASES)
+_STATUS_OK: Final = Status(StatusCode.OK)
+_INTERNAL: Final = SpanKind.INTERNAL
+_attach = otel_context.attach
+_detach = otel_context.detach
+_set_span_in_context = trace.set_span_in_context
 
 
 def alias(key: str) -> str:
@@ -193,101 +202,29 @@ class SpanHandle:
         """Record clean, redacted output content; ignored unless ``record_content`` is on."""
 
 
-class _RecordingSpanHandle(SpanHandle):
-    __slots__ = ("_content", "_outcome_set", "_span", "_status_key")
-
-    def __init__(self, span: Span, record_content: bool, status_key: str | None) -> None:
-        self._span = span
-        self._content = record_content
-        self._outcome_set = False
-        self._status_key = status_key
-
-    @property
-    def span(self) -> Span:
-        """The underlying OpenTelemetry span."""
-        return self._span
-
-    @property
-    def is_recording(self) -> bool:
-        return self._span.is_recording()
-
-    @property
-    def context(self) -> Context | None:
-        return trace.set_span_in_context(self._span)
-
-    def set(self, **attrs: object) -> None:
-        out: dict[str, AttributeValue] = {}
-        build_attributes(out, attrs)
-        self._span.set_attributes(out)
-
-    def set_attributes(self, attributes: Mapping[str, object]) -> None:
-        out: dict[str, AttributeValue] = {}
-        for key, value in attributes.items():
-            converted = to_attribute_value(value)
-            if converted is not None:
-                out[key] = converted
-        self._span.set_attributes(out)
-
-    def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
-        self._span.add_event(name, event_attributes(attributes, self._content))
-
-    def set_outcome(self, status: object, error: BaseException | str | None = None) -> None:
-        value = _status_value(status)
-        self._outcome_set = True
-        if self._status_key is not None:
-            self._span.set_attribute(self._status_key, value)
-        if value in _OK_STATUSES:
-            self._span.set_status(Status(StatusCode.OK))
-        elif value in _UNSET_STATUSES:
-            return
-        else:
-            etype = error_type_of(error, value)
-            self._span.set_attribute("error.type", etype)
-            self._span.set_status(Status(StatusCode.ERROR, etype))
-
-    def set_error(self, error: BaseException | str) -> None:
-        self._outcome_set = True
-        etype = error_type_of(error)
-        self._span.set_attribute("error.type", etype)
-        self._span.set_status(Status(StatusCode.ERROR, etype))
-
-    def mark_retry(
-        self, error: BaseException | str, *, next_attempt: int, delay_s: float | None = None
-    ) -> None:
-        self.set_error(error)
-        attrs: dict[str, AttributeValue] = {
-            "error.type": error_type_of(error),
-            "agentkit.retry.next_attempt": next_attempt,
-        }
-        if delay_s is not None:
-            attrs["agentkit.retry.delay"] = delay_s
-        self._span.set_attribute("agentkit.retry.will_retry", True)
-        self._span.add_event("agentkit.retry", attrs)
-
-    def record_output(self, output: object) -> None:
-        if self._content:
-            self._span.set_attribute("agentkit.output", content_text(output))
-
-    def finish(self, exc: BaseException | None) -> None:
-        if exc is not None and not self._outcome_set:
-            self.set_error(exc)
-        self._span.end()
-
-
 #: what a string field under a secret-looking key becomes in an event
 REDACTED: Final = "***"
 _secret_matcher: Any = None
 
 
+_secret_keys: dict[str, bool] = {}
+
+
 def _is_secret_key(key: str) -> bool:
     # Defence in depth: the engine passes clean, redacted event data, but a scalar field
     # under a secret-looking key ("token", "api_key") must never reach a span even if not.
+    known = _secret_keys.get(key)
+    if known is not None:
+        return known
     global _secret_matcher
     if _secret_matcher is None:
         from agentkit.sanitizer.redact import SecretMatcher
 
         _secret_matcher = SecretMatcher()
-    return bool(_secret_matcher.is_secret_key(key))
+    secret = bool(_secret_matcher.is_secret_key(key))
+    if len(_secret_keys) < 4096:  # event field names are few; a flood just is not cached
+        _secret_keys[key] = secret
+    return secret
 
 
 def event_attributes(
@@ -324,23 +261,27 @@ def event_attributes(
     return out
 
 
-class SpanScope:
-    """Context manager for one span: starts it, makes it current, ends it on exit.
+class SpanScope(SpanHandle):
+    """One span: a context manager that starts it, makes it current and ends it on exit.
 
-    An exception leaving the ``with`` marks the span failed (``error.type``, status ERROR)
-    unless :meth:`SpanHandle.set_outcome` was already called; the exception still propagates.
+    The scope is also the handle it yields (one object per span, not two). An exception
+    leaving the ``with`` marks the span failed (``error.type``, status ERROR) unless
+    :meth:`SpanHandle.set_outcome` was already called; the exception still propagates.
     """
 
     __slots__ = (
         "_attrs",
-        "_handle",
+        "_content",
         "_name",
+        "_outcome_set",
         "_parent",
-        "_record_content",
+        "_span",
         "_status_key",
         "_token",
         "_tracer",
     )
+
+    _span: Span
 
     def __init__(
         self,
@@ -356,21 +297,18 @@ class SpanScope:
         self._name = name
         self._attrs = attributes
         self._parent = parent
-        self._record_content = record_content
+        self._content = record_content
         self._status_key = status_key
-        self._handle: _RecordingSpanHandle | None = None
+        self._outcome_set = False
         self._token: Token[Context] | None = None
 
     def __enter__(self) -> SpanHandle:
-        span = self._tracer.start_span(
-            self._name,
-            context=self._parent,
-            kind=SpanKind.INTERNAL,
-            attributes=self._attrs or None,
+        parent = self._parent
+        span = self._span = self._tracer.start_span(
+            self._name, context=parent, kind=_INTERNAL, attributes=self._attrs or None
         )
-        self._handle = _RecordingSpanHandle(span, self._record_content, self._status_key)
-        self._token = otel_context.attach(trace.set_span_in_context(span, self._parent))
-        return self._handle
+        self._token = _attach(_set_span_in_context(span, parent))
+        return self
 
     def __exit__(
         self,
@@ -378,14 +316,92 @@ class SpanScope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        handle, token = self._handle, self._token
-        if handle is None or token is None:
+        token = self._token
+        if token is None:
             return
-        self._handle = self._token = None
+        self._token = None
         try:
-            otel_context.detach(token)
+            _detach(token)
         finally:
-            handle.finish(exc)
+            if exc is not None and not self._outcome_set:
+                self.set_error(exc)
+            self._span.end()
+
+    @property
+    def span(self) -> Span:
+        """The underlying OpenTelemetry span (inside the ``with`` only)."""
+        return self._span
+
+    @property
+    def is_recording(self) -> bool:
+        return self._span.is_recording()
+
+    @property
+    def context(self) -> Context | None:
+        return _set_span_in_context(self._span, self._parent)
+
+    def set(self, **attrs: object) -> None:
+        out: dict[str, AttributeValue] = {}
+        build_attributes(out, attrs)
+        self._span.set_attributes(out)
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        out: dict[str, AttributeValue] = {}
+        for key, value in attributes.items():
+            converted = (
+                cast("AttributeValue", value)
+                if type(value) in _SCALARS
+                else to_attribute_value(value)
+            )
+            if converted is not None:
+                out[key] = converted
+        self._span.set_attributes(out)
+
+    def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
+        self._span.add_event(name, event_attributes(attributes, self._content))
+
+    def set_outcome(self, status: object, error: BaseException | str | None = None) -> None:
+        value = status if type(status) is str else _status_value(status)
+        self._outcome_set = True
+        key = self._status_key
+        if value in _OK_STATUSES:
+            if key is not None:
+                self._span.set_attribute(key, value)
+            self._span.set_status(_STATUS_OK)
+            return
+        if value in _UNSET_STATUSES:
+            if key is not None:
+                self._span.set_attribute(key, value)
+            return
+        etype = error_type_of(error, value)
+        attrs: dict[str, AttributeValue] = {"error.type": etype}
+        if key is not None:
+            attrs[key] = value
+        self._span.set_attributes(attrs)
+        self._span.set_status(Status(StatusCode.ERROR, etype))
+
+    def set_error(self, error: BaseException | str) -> None:
+        self._outcome_set = True
+        etype = error_type_of(error)
+        self._span.set_attribute("error.type", etype)
+        self._span.set_status(Status(StatusCode.ERROR, etype))
+
+    def mark_retry(
+        self, error: BaseException | str, *, next_attempt: int, delay_s: float | None = None
+    ) -> None:
+        self.set_error(error)
+        attrs: dict[str, AttributeValue] = {
+            "error.type": error_type_of(error),
+            "agentkit.retry.next_attempt": next_attempt,
+        }
+        if delay_s is not None:
+            attrs["agentkit.retry.delay"] = delay_s
+        self._span.set_attribute("agentkit.retry.will_retry", True)
+        self._span.add_event("agentkit.retry", attrs)
+
+    def record_output(self, output: object) -> None:
+        if self._content:
+            self._span.set_attribute("agentkit.output", content_text(output))
 
 
 class _NoopScope:
@@ -412,6 +428,11 @@ NOOP_SCOPE: Final = _NoopScope()
 def build_attributes(base: dict[str, AttributeValue], extra: Mapping[str, Any]) -> None:
     """Add ``extra`` (full names or short aliases) to ``base``, skipping None values."""
     for key, value in extra.items():
-        converted = to_attribute_value(value)
+        converted = value if type(value) in _SCALARS else to_attribute_value(value)
         if converted is not None:
-            base[alias(key)] = converted
+            name = _ALIAS_CACHE.get(key)
+            if name is None:
+                name = alias(key)
+                if len(_ALIAS_CACHE) < 1024:
+                    _ALIAS_CACHE[key] = name
+            base[name] = converted

@@ -35,6 +35,8 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare 
     _VERSION = None
 
 
+#: bound on the per-instance caches of metric attribute dicts (agents x statuses x errors)
+_MAX_CACHED_ATTRS: Final = 4096
 _ERROR_STATUSES: Final = frozenset({"failed", "timed_out", "cancelled", "interrupted"})
 
 
@@ -84,7 +86,14 @@ class Telemetry:
             (``agentkit.output``) and string fields of agent events. Off by default.
     """
 
-    __slots__ = ("_instruments", "_meter", "_tracer", "record_content")
+    __slots__ = (
+        "_agent_attrs",
+        "_instruments",
+        "_layer_attrs",
+        "_meter",
+        "_tracer",
+        "record_content",
+    )
 
     def __init__(
         self,
@@ -95,7 +104,10 @@ class Telemetry:
         self.record_content = record_content
         self._tracer = trace.get_tracer(SCOPE_NAME, _VERSION, tracer_provider=tracer_provider)
         self._meter = metrics.get_meter(SCOPE_NAME, _VERSION or "", meter_provider=meter_provider)
-        self._instruments = Instruments(self._meter)
+        provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+        self._instruments = Instruments.for_provider(provider, self._meter)
+        self._agent_attrs: dict[tuple[str, str, str | None], dict[str, AttributeValue]] = {}
+        self._layer_attrs: dict[str, dict[str, AttributeValue]] = {}
 
     @staticmethod
     def noop() -> Telemetry:
@@ -291,20 +303,29 @@ class Telemetry:
         ``error_type`` (the outcome's error type name) is normalised like the span's
         ``error.type``: ``timeout`` and ``cancelled`` for those outcomes.
         """
-        value = _status(status)
-        attrs: dict[str, AttributeValue] = {
-            "gen_ai.operation.name": "invoke_agent",
-            "gen_ai.agent.name": agent,
-            "agentkit.agent.status": value,
-        }
-        if error_type is not None or value in _ERROR_STATUSES:
-            attrs["error.type"] = error_type_of(error_type, value)
+        value = status if type(status) is str else _status(status)
+        key = (agent, value, error_type)
+        attrs = self._agent_attrs.get(key)
+        if attrs is None:
+            attrs = {
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": agent,
+                "agentkit.agent.status": value,
+            }
+            if error_type is not None or value in _ERROR_STATUSES:
+                attrs["error.type"] = error_type_of(error_type, value)
+            if len(self._agent_attrs) < _MAX_CACHED_ATTRS:
+                self._agent_attrs[key] = attrs
         self._instruments.agent_duration.record(duration_s, attrs)
 
     def record_encoding(self, layer: str, size: int) -> None:
         """The codec encoded a result with ``layer`` into ``size`` bytes."""
-        attrs = {"agentkit.codec.layer": layer}
-        self._instruments.codec_encodings.add(1, attrs)
+        attrs = self._layer_attrs.get(layer)
+        if attrs is None:
+            attrs = {"agentkit.codec.layer": layer}
+            if len(self._layer_attrs) < _MAX_CACHED_ATTRS:
+                self._layer_attrs[layer] = attrs
+        self._instruments.codec_encodings.add((("agentkit.codec.layer", layer),))
         self._instruments.payload_size.record(size, attrs)
 
     def record_sanitizer(self, counts_by_kind: Mapping[str, int]) -> None:
@@ -312,7 +333,7 @@ class Telemetry:
         counter = self._instruments.sanitizer_replacements
         for kind, count in counts_by_kind.items():
             if count:
-                counter.add(count, {"agentkit.sanitizer.kind": _status(kind)})
+                counter.add((("agentkit.sanitizer.kind", _status(kind)),), count)
 
     def record_queue_wait(self, seconds: float) -> None:
         """A run waited ``seconds`` in the queue before it started."""
@@ -320,14 +341,14 @@ class Telemetry:
 
     def record_cache_error(self, op: str, backend: str | None = None) -> None:
         """A cache operation (``get``, ``set``...) failed and degraded to a miss."""
-        attrs: dict[str, AttributeValue] = {"agentkit.cache.operation": op}
+        key: tuple[tuple[str, str], ...] = (("agentkit.cache.operation", op),)
         if backend is not None:
-            attrs["agentkit.cache.backend"] = backend
-        self._instruments.cache_errors.add(1, attrs)
+            key += (("agentkit.cache.backend", backend),)
+        self._instruments.cache_errors.add(key)
 
     def record_run(self, status: object) -> None:
         """A run reached a terminal status (``agentkit.runs``)."""
-        self._instruments.runs.add(1, {"agentkit.run.status": _status(status)})
+        self._instruments.runs.add((("agentkit.run.status", _status(status)),))
 
     def set_active_engines(self, n: int) -> None:
         """Number of live per-user engines (``agentkit.engines.active``)."""
