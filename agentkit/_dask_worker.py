@@ -169,13 +169,14 @@ class WorkerRuntime:
         from agentkit.executor import ExecutorRuntime, InProcessExecutor
         from agentkit.registry import AgentRegistry
         from agentkit.sanitizer import ObjectSanitizer
+        from agentkit.signing import build_codec
         from agentkit.telemetry import Telemetry
 
         self.worker_name = worker_name
         self.registry = AgentRegistry()
         self.load_errors: list[str] = []
         # The same construction as the supervisors': same derived key, id and layers.
-        self.codec = settings.codec or _supervisor_codec(settings.signing_key)
+        self.codec = settings.codec or build_codec(settings.signing_key)
         self.sanitizer = settings.sanitizer or ObjectSanitizer()
         self._runtime = ExecutorRuntime(self.registry, self.codec, self.sanitizer, Telemetry.noop())
         self._executor = InProcessExecutor()
@@ -369,15 +370,6 @@ class WorkerReply:
 def event_blob_context(job: StageJob, token: str) -> bytes:
     """The codec context binding an event's bytes to one stage call of one run."""
     return f"event:{job.run_id}:{job.agent}:{token}".encode()
-
-
-def _supervisor_codec(signing_key: bytes | None) -> Codec:
-    """The codec a Supervisor builds from ``signing_key`` (same derived key, id, layers)."""
-    from agentkit import supervisor
-
-    made: Any = supervisor._codec(signing_key)
-    codec: Codec = made[0] if isinstance(made, tuple) else made
-    return codec
 
 
 def _worker_name(worker: Any) -> str:

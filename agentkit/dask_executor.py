@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from agentkit.codec import Codec
 from agentkit.errors import (
     AgentkitError,
     AgentNotOnWorkerError,
@@ -282,9 +283,7 @@ class DaskExecutor:
         finally:
             self._routes.pop(token, None)
         try:
-            result: SerializableAgentResult = codec.decode_result(
-                reply.blob, context=job.blob_context
-            )
+            result = _decode(codec, reply.blob, job.blob_context, _result_type(rt, job.agent))
         except CodecError as exc:
             failure = TamperedError(
                 f"the result of stage {job.agent!r} from Dask worker {reply.worker} did not "
@@ -433,3 +432,27 @@ def _time_left(job: StageJob) -> float:
 async def _result_of(future: Any) -> WorkerReply:
     reply: WorkerReply = await future
     return reply
+
+
+def _decode(
+    codec: Codec, blob: bytes, context: bytes, rtype: type[SerializableAgentResult]
+) -> SerializableAgentResult:
+    """Decode a stage result as the agent's result type. A failure a worker recorded has the
+    base type's fields only (its clean hook never ran): that decodes as the base type."""
+    try:
+        return codec.decode_result(blob, context=context, result_type=rtype)
+    except CodecError:
+        if rtype is SerializableAgentResult:
+            raise
+        try:
+            return codec.decode_result(blob, context=context)
+        except CodecError:
+            pass
+        raise
+
+
+def _result_type(rt: ExecutorRuntime, agent: str) -> type[SerializableAgentResult]:
+    """The agent's own result type, so a custom one comes back as itself."""
+    if agent in rt.registry:
+        return rt.registry.get(agent).result_type
+    return SerializableAgentResult

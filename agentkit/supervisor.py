@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from agentkit._dag import Plan, build_plan
 from agentkit._rebind import checked_rebinder
@@ -50,16 +51,21 @@ from agentkit.result import SerializableAgentResult
 from agentkit.run import RunHandle, RunResult, RunState
 from agentkit.sanitizer import ObjectSanitizer
 from agentkit.scheduler import FairScheduler, Lane
+from agentkit.signing import build_codec, codec_signing_key
 from agentkit.status import RunStatus
 from agentkit.store.base import Store
+from agentkit.store.outbox import OutboxStore
 from agentkit.store.records import RunRecord, StoredRun
+from agentkit.store.sqlite import SQLiteStore
 from agentkit.telemetry import Telemetry
 
-__all__ = ["Supervisor"]
+__all__ = ["DEFAULT_OUTBOX_DIR", "Supervisor", "build_codec"]
 
 log = logging.getLogger("agentkit.supervisor")
 
 _PLAN_CACHE_SIZE = 256
+#: where the outbox of a remote store given as a URL goes, relative to the working directory
+DEFAULT_OUTBOX_DIR = "agentkit-outbox"
 _EXECUTORS = {
     scheme: "agentkit.dask_executor:DaskExecutor" for scheme in ("dask", "dask+tls", "tcp", "tls")
 }
@@ -86,6 +92,12 @@ class Supervisor:
             overrides the one derived from ``signing_key``.
         sanitizer: the :class:`~agentkit.sanitizer.ObjectSanitizer` used by the clean hook
             and for event payloads; None builds a default one.
+        outbox: for a remote store given as a URL (anything but ``sqlite://``): where its
+            local durable outbox goes (:class:`~agentkit.store.outbox.OutboxStore`), so a
+            store outage spools records instead of failing runs. ``None`` (default) uses
+            ``agentkit-outbox/<scheme>-<hash of the URL>.db`` in the working directory; a
+            path sets the file (one process per file); ``False`` turns the outbox off. A
+            store given as an object is used as it is (wrap it in ``OutboxStore`` yourself).
 
     Raises:
         UnknownBackendError: a URL names a scheme no backend is registered for.
@@ -107,6 +119,7 @@ class Supervisor:
         telemetry: Telemetry | None = None,
         codec: Codec | None = None,
         sanitizer: ObjectSanitizer | None = None,
+        outbox: str | os.PathLike[str] | bool | None = None,
     ) -> None:
         self.registry = agents if isinstance(agents, AgentRegistry) else AgentRegistry(agents)
         self.limits = limits if limits is not None else Limits()
@@ -117,17 +130,18 @@ class Supervisor:
         ):
             raise ConfigurationError("signing_key must be bytes of at least 16 bytes, or None")
         self._owned: list[Any] = []
+        self.telemetry = telemetry if telemetry is not None else Telemetry.noop()
         self.cache: Cache = self._backend(cache, cache_from_url, "cache")
-        self.store: Store = self._backend(store, store_from_url, "store")
+        self.store: Store = self._store(store, outbox)
         self.executor: Executor = _executor(executor)
         if executor is None or isinstance(executor, str):
             self._owned.append(self.executor)
-        self.telemetry = telemetry if telemetry is not None else Telemetry.noop()
         if codec is not None:
             self.codec = codec
             rebinder = checked_rebinder(codec, None) if codec.signing_key_id is None else None
         else:
-            self.codec, codec_key = _codec(signing_key)
+            self.codec = build_codec(signing_key)
+            codec_key = None if signing_key is None else codec_signing_key(signing_key)
             rebinder = checked_rebinder(self.codec, codec_key)
         self.hasher = UserHasher(
             None if signing_key is None else derive_key(signing_key, "user-hash")
@@ -174,6 +188,30 @@ class Supervisor:
             raise ConfigurationError(f"{kind} must be a URL or a {kind.title()} object, not None")
         return value
 
+    def _store(self, value: Any, outbox: str | os.PathLike[str] | bool | None) -> Store:
+        if outbox is True or not (
+            outbox is None or outbox is False or isinstance(outbox, str | os.PathLike)
+        ):
+            raise ConfigurationError(
+                f"outbox must be a file path, False (no outbox) or None (default path), "
+                f"got {outbox!r:.80}"
+            )
+        if not isinstance(value, str):
+            if outbox is not None and outbox is not False:
+                raise ConfigurationError(
+                    "outbox= applies to a store given as a URL; wrap a store object yourself: "
+                    "OutboxStore(store, path)"
+                )
+            return self._backend(value, store_from_url, "store")  # type: ignore[no-any-return]
+        inner: Store = store_from_url(value)
+        if outbox is False or isinstance(inner, SQLiteStore | OutboxStore):
+            self._owned.append(inner)
+            return inner
+        path = _default_outbox_path(value) if outbox is None else os.fspath(outbox)
+        wrapped = OutboxStore(inner, path, on_depth=self.telemetry.set_outbox_depth)
+        self._owned.append(wrapped)  # closes the inner store too
+        return wrapped
+
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -183,6 +221,7 @@ class Supervisor:
         if self._closing:
             raise SupervisorClosedError("this Supervisor was closed; create a new one")
         try:
+            self.telemetry.bind_backends(self.cache, self.store)
             await self.store.start()
             await self.executor.start(
                 ExecutorRuntime(self.registry, self.codec, self.sanitizer, self.telemetry)
@@ -507,23 +546,28 @@ class Supervisor:
             blob = await self.cache.get(key)
             if blob is None:
                 return None
-            return self.codec.decode_result(blob, context=key.encode())
+            return self.codec.decode_result(
+                blob, context=key.encode(), result_type=self._result_type(agent)
+            )
         except Exception as exc:
             self.telemetry.record_cache_error("get")
             log.warning("cache read failed: %s", type(exc).__name__)
             return None
 
+    def _result_type(self, agent: str) -> type[SerializableAgentResult]:
+        """The result type of a registered agent; the base class for one no longer known."""
+        if agent in self.registry:
+            return self.registry.get(agent).result_type
+        return SerializableAgentResult
+
     def _from_stored(self, stored: StoredRun) -> RunResult:
         run = stored.run
         stages: dict[str, SerializableAgentResult] = {}
         for rec in stored.results:
-            rtype = (
-                self.registry.get(rec.agent).result_type
-                if rec.agent in self.registry
-                else SerializableAgentResult
-            )
             stages[rec.agent] = self.codec.decode_result(
-                rec.blob, context=store_context(rec.run_id, rec.agent), result_type=rtype
+                rec.blob,
+                context=store_context(rec.run_id, rec.agent),
+                result_type=self._result_type(rec.agent),
             )
         order = [n for n in run.pipeline if n in stages] + [
             n for n in stages if n not in run.pipeline
@@ -586,12 +630,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_run_ids_after_fork)
 
 
-def _codec(signing_key: bytes | None) -> tuple[Codec, bytes | None]:
-    if signing_key is None:
-        return Codec(layers=("json", "str")), None
-    sub = derive_key(signing_key, "codec")
-    key_id = "k" + hashlib.sha256(b"agentkit/key-id/" + sub).hexdigest()[:8]
-    return Codec(signing_keys=[(key_id, sub)]), sub
+def _default_outbox_path(url: str) -> str:
+    """``agentkit-outbox/<scheme>-<hash>.db``: one file per store URL (password left out, so
+    rotating it keeps the file), relative to the working directory."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = (parts.username + "@" if parts.username else "") + host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    canonical = urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return os.path.join(DEFAULT_OUTBOX_DIR, f"{parts.scheme.lower()}-{digest}.db")
 
 
 def _executor(value: Executor | str | None) -> Executor:

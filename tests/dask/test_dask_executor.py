@@ -323,9 +323,9 @@ async def test_a_finished_result_can_be_fetched_from_its_worker_directly(
     """The fallback used when the client's gather stalls (e.g. on a lost worker)."""
     from agentkit._dask_worker import StageCall, WorkerReply, run_stage_task
     from agentkit.executor import StageJob
-    from agentkit.supervisor import _codec
+    from agentkit.signing import build_codec
 
-    codec = _codec(SIGNING_KEY)[0]
+    codec = build_codec(SIGNING_KEY)
     job = StageJob(
         agent="dt_echo",
         agent_version="1",
