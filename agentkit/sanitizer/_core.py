@@ -12,7 +12,7 @@ from agentkit.errors import ConfigurationError
 from agentkit.report import SanitizeReport
 from agentkit.sanitizer import _safe
 from agentkit.sanitizer._config import Config, Handler, UnknownPolicy
-from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES, NATIVE_TYPES, FastEncoder
+from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES, NATIVE_TYPES, FastEncoder, Seeds
 from agentkit.sanitizer._keep import safe_dumps
 from agentkit.sanitizer._kinds import numeric_only
 from agentkit.sanitizer._walk import Walker
@@ -154,22 +154,29 @@ class ObjectSanitizer:
         native pass that validated it when ``obj`` was already clean.
         """
         report = SanitizeReport(max_entries=self._cfg.max_report_entries)
-        if self._fast is not None:
-            data = self._fast.encode(obj, self._cfg.fast_limit)
+        fast = self._fast
+        if fast is not None:
+            seeds = fast.seeds
+            data = fast.encode(obj, self._cfg.fast_limit, seeds)
             if data is not None and not self._needs_redaction(obj, data):
-                return obj, report, self._fast.finish(data)
-        clean, pieces = self._walk(obj, report)
-        return clean, report, self._pickle_clean(clean, obj, report, pieces)
+                return obj, report, fast.finish(data, seeds)
+        clean, pieces, walk_seeds = self._walk(obj, report)
+        return clean, report, self._pickle_clean(clean, obj, report, pieces, walk_seeds)
 
     # --- internals --------------------------------------------------------------------------
 
-    def _walk(self, obj: Any, report: SanitizeReport) -> tuple[Any, list[tuple[Any, bytes]]]:
-        """The walk's clean value, and the subtrees it kept with their native encodings."""
-        if self._fast is None:
-            return Walker(self._cfg, report, self._kinds).run(obj), []
+    def _walk(
+        self, obj: Any, report: SanitizeReport
+    ) -> tuple[Any, list[tuple[Any, bytes]], Seeds | None]:
+        """The walk's clean value, the subtrees it kept with their native encodings, and the
+        seeds those were encoded with."""
+        fast = self._fast
+        if fast is None:
+            return Walker(self._cfg, report, self._kinds).run(obj), [], None
         # Subtrees the native pass proves clean are kept as they are; whether any of them
         # needs redaction is decided once for all of them at the end (rarely: walk again).
-        encode = self._fast.session()
+        seeds = fast.seeds
+        encode = fast.session(seeds)
         limit = self._cfg.fast_limit
         accepted: list[tuple[Any, bytes]] = []
 
@@ -181,28 +188,36 @@ class ObjectSanitizer:
             return len(body)
 
         clean = Walker(self._cfg, report, self._kinds, native).run(obj)
+        fast.end_pass()
         if accepted and self._any_needs_redaction(accepted):
             report.entries.clear()
             report.counts.clear()
             report.entries_dropped = 0
-            return Walker(self._cfg, report, self._kinds).run(obj), []
-        return clean, accepted
+            return Walker(self._cfg, report, self._kinds).run(obj), [], seeds
+        return clean, accepted, seeds
 
     def _any_needs_redaction(self, accepted: list[tuple[Any, bytes]]) -> bool:
         data = b"".join(body for _, body in accepted)
         return self._redaction_needed([sub for sub, _ in accepted], data)
 
     def _pickle_clean(
-        self, clean: Any, obj: Any, report: SanitizeReport, pieces: list[tuple[Any, bytes]]
+        self,
+        clean: Any,
+        obj: Any,
+        report: SanitizeReport,
+        pieces: list[tuple[Any, bytes]],
+        seeds: Seeds | None,
     ) -> bytes:
-        if self._fast is not None and pieces:
-            whole = self._fast.encode_with(clean, pieces)
+        fast = self._fast
+        if fast is not None and seeds is not None and pieces:
+            whole = fast.encode_with(clean, pieces, seeds)
             if whole is not None:
                 return whole
-        if self._fast is not None:
-            data = self._fast.encode(clean, 1 << 62)
+        if fast is not None:
+            seeds = fast.seeds
+            data = fast.encode(clean, 1 << 62, seeds)
             if data is not None:
-                return self._fast.finish(data)
+                return fast.finish(data, seeds)
         kept = safe_dumps(clean, 1 << 62)  # values kept by keep_picklable
         if kept is not None:
             return kept

@@ -8,6 +8,10 @@ in a single C-level pass and any other value falls back to the walk.
 
 * ``fast`` mode (no memo) makes cycles raise instead of being encoded; a prologue seeds the
   memo with the few classes clean values reduce to, so they cost a memo reference each.
+* Without a memo, a tzinfo is reduced again for every datetime that carries it. A tzinfo
+  object seen in two consecutive passes (a module constant, a cached ZoneInfo) is added to
+  the seeds, so later passes write it as a memo reference too. Each pass uses one snapshot
+  of the seeds (:class:`Seeds`), and its bytes are finished with that snapshot's prologue.
 * Protocol 4 has no bytearray opcode, so a bytearray reaches the override and is rejected;
   the header is then stamped as protocol 5 (the opcode streams are identical otherwise).
 * Output goes to a sink that raises once a byte limit is crossed, so an oversized value
@@ -25,7 +29,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["FAST_INSTANCE_TYPES", "NATIVE_TYPES", "FastEncoder"]
+__all__ = ["FAST_INSTANCE_TYPES", "NATIVE_TYPES", "FastEncoder", "Seeds"]
 
 #: non-container clean types whose own reduction is trusted
 FAST_INSTANCE_TYPES: tuple[type, ...] = (
@@ -86,7 +90,26 @@ class _Sink:
         return n
 
 
-def _prologue(seeds: tuple[Any, ...]) -> tuple[bytes, dict[int, tuple[int, Any]]]:
+#: tzinfo objects kept as seeds at most (each costs its pickle in every prologue)
+_MAX_TZ_SEEDS = 8
+
+
+class Seeds:
+    """One immutable snapshot of the memo seeds: the prologue bytes and the matching memo."""
+
+    __slots__ = ("memo", "prologue", "tzinfos")
+
+    def __init__(
+        self, prologue: bytes, memo: dict[int, tuple[int, Any]], tzinfos: tuple[Any, ...]
+    ) -> None:
+        self.prologue = prologue
+        self.memo = memo
+        self.tzinfos = tzinfos
+
+
+def _prologue(
+    seeds: tuple[Any, ...], pickler: type[pickle.Pickler] = pickle.Pickler
+) -> tuple[bytes, dict[int, tuple[int, Any]]]:
     """Pickle ops that put ``seeds`` into the unpickler's memo, and the matching memo.
 
     Fast mode never adds to the memo but still reads it, so seeding the classes the allowed
@@ -94,7 +117,7 @@ def _prologue(seeds: tuple[Any, ...]) -> tuple[bytes, dict[int, tuple[int, Any]]
     instead of a full global lookup per occurrence.
     """
     buf = io.BytesIO()
-    p = pickle.Pickler(buf, 4)
+    p = pickler(buf, 4)
     p.dump(seeds)
     memo = p.memo.copy()
     data = buf.getvalue()
@@ -110,7 +133,7 @@ class FastEncoder:
             :data:`FAST_INSTANCE_TYPES`).
     """
 
-    __slots__ = ("_memo", "_pickler", "_prologue")
+    __slots__ = ("_base", "_pickler", "_seeds", "_tz_now", "_tz_prev")
 
     def __init__(self, instance_types: Iterable[type] = FAST_INSTANCE_TYPES) -> None:
         allowed = tuple(instance_types)
@@ -123,6 +146,10 @@ class FastEncoder:
         tz_ok = any(t is timezone for t in allowed)
         # timezone's own reduction goes through tzinfo.__reduce__ (slow); timezones are few
         tz_reductions: dict[int, tuple[timezone, tuple[Any, ...]]] = {}
+        # tzinfo objects accepted in the current pass, by identity (candidates for seeding)
+        tz_now: dict[int, Any] = {}
+        self._tz_now = tz_now
+        self._tz_prev: dict[int, Any] = {}
         type_id = id(type)
         reject = _Reject
 
@@ -137,6 +164,8 @@ class FastEncoder:
                     return _UUID, (None, None, None, None, _UUID_INT(obj))
                 if tz_ok and type(obj) is timezone:
                     # keyed by identity: equal timezones may differ in name
+                    if len(tz_now) < 64:
+                        tz_now[id(obj)] = obj
                     hit = tz_reductions.get(id(obj))
                     if hit is not None and hit[0] is obj:
                         return hit[1]
@@ -148,36 +177,70 @@ class FastEncoder:
                 if zone_ok and type(obj) is ZoneInfo:
                     key = _ZONE_KEY(obj)
                     if type(key) is str:
+                        if len(tz_now) < 64:
+                            tz_now[id(obj)] = obj
                         return ZoneInfo, (key,)
                 raise reject
 
-        seeds: tuple[Any, ...] = allowed
-        if any(t is timezone for t in allowed):
-            seeds = (*allowed, UTC)
-        self._prologue, self._memo = _prologue(seeds)
+        base: tuple[Any, ...] = allowed
+        if tz_ok:
+            base = (*allowed, UTC)
+        self._base = base
         self._pickler = _Pickler
+        self._seeds = self._make_seeds(())
 
-    def encode(self, obj: Any, limit: int) -> bytes | None:
+    def _make_seeds(self, tzinfos: tuple[Any, ...]) -> Seeds:
+        prologue, memo = _prologue((*self._base, *tzinfos), self._pickler)
+        self._tz_now.clear()  # the prologue's own pass is no evidence of reuse
+        return Seeds(prologue, memo, tzinfos)
+
+    @property
+    def seeds(self) -> Seeds:
+        """The current snapshot of the memo seeds."""
+        return self._seeds
+
+    def end_pass(self) -> None:
+        """Seed tzinfo objects met in this pass and the one before (reused objects)."""
+        now = self._tz_now
+        if not now:
+            self._tz_prev = {}
+            return
+        prev = self._tz_prev
+        seeds = self._seeds
+        have = {id(t) for t in seeds.tzinfos}
+        fresh = [obj for key, obj in list(now.items()) if key not in have and prev.get(key) is obj]
+        self._tz_prev = dict(now)
+        now.clear()
+        if fresh:
+            kept = (*seeds.tzinfos, *fresh)[-_MAX_TZ_SEEDS:]
+            self._seeds = self._make_seeds(kept)
+
+    def encode(self, obj: Any, limit: int, seeds: Seeds | None = None) -> bytes | None:
         """The body of a pickle of ``obj`` if it is entirely clean, acyclic and fits ``limit``.
 
-        Returns None otherwise. Pass the body to :meth:`finish` for loadable bytes.
+        Returns None otherwise. Pass the body, with the same ``seeds`` (default: the current
+        ones, read once by the caller), to :meth:`finish` for loadable bytes.
         """
+        if seeds is None:
+            seeds = self._seeds
         sink = _Sink(limit)
         p = self._pickler(sink, 4)
-        p.memo = self._memo
+        p.memo = seeds.memo
         p.fast = True
         try:
             p.dump(obj)
         except Exception:  # rejected, too big, cyclic, too deep: the walk decides
+            self.end_pass()
             return None
+        self.end_pass()
         chunks = sink.chunks
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def session(self) -> Callable[[Any, int], bytes | None]:
+    def session(self, seeds: Seeds) -> Callable[[Any, int], bytes | None]:
         """A reusable :meth:`encode` for many values in one walk (one pickler; not shared)."""
         sink = _Sink(0)
         cls = self._pickler
-        memo = self._memo
+        memo = seeds.memo
         state: list[Any] = [None]
 
         def encode(obj: Any, limit: int) -> bytes | None:
@@ -199,16 +262,17 @@ class FastEncoder:
 
         return encode
 
-    def encode_with(self, obj: Any, pieces: list[tuple[Any, bytes]]) -> bytes | None:
+    def encode_with(self, obj: Any, pieces: list[tuple[Any, bytes]], seeds: Seeds) -> bytes | None:
         """Loadable bytes of ``obj`` whose subtrees in ``pieces`` are already encoded.
 
         Each piece's body is replayed into the unpickler's memo (its STOP becomes MEMOIZE,
         then POP), and the pickler is told about it, so the main pass writes a memo reference
-        for it instead of encoding it again. Returns None if the main pass fails.
+        for it instead of encoding it again. ``seeds`` must be the ones the pieces were
+        encoded with. Returns None if the main pass fails.
         """
-        memo = dict(self._memo)
+        memo = dict(seeds.memo)
         base = len(memo)
-        parts: list[Any] = [b"\x80\x05", self._prologue]
+        parts: list[Any] = [b"\x80\x05", seeds.prologue]
         for i, (sub, body) in enumerate(pieces):
             memo[id(sub)] = (base + i, sub)
             parts.append(memoryview(body)[2:-1])
@@ -225,6 +289,7 @@ class FastEncoder:
         parts.append(memoryview(main)[2:])
         return b"".join(parts)
 
-    def finish(self, body: bytes) -> bytes:
-        """Protocol-5 pickle bytes: header, the memo prologue, then the body's opcodes."""
-        return b"".join((b"\x80\x05", self._prologue, memoryview(body)[2:]))
+    @staticmethod
+    def finish(body: bytes, seeds: Seeds) -> bytes:
+        """Protocol-5 pickle bytes: header, the seeds' memo prologue, then the body's opcodes."""
+        return b"".join((b"\x80\x05", seeds.prologue, memoryview(body)[2:]))
