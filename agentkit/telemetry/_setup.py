@@ -81,14 +81,22 @@ class TelemetryHandle:
         self.exporters = list(exporters)
         self._closed = False
 
-    def telemetry(self, record_content: bool | None = None) -> Telemetry:
-        """A :class:`Telemetry` bound to these providers, to pass to ``Supervisor``."""
+    def telemetry(
+        self, record_content: bool | None = None, *, step_spans: bool = True
+    ) -> Telemetry:
+        """A :class:`Telemetry` bound to these providers, to pass to ``Supervisor``.
+
+        Args:
+            record_content: override the handle's ``record_content`` default.
+            step_spans: see :class:`Telemetry` (False keeps agent spans and metrics only).
+        """
         if self.disabled:
             return Telemetry.noop()
         return Telemetry(
             tracer_provider=self.tracer_provider,
             meter_provider=self.meter_provider,
             record_content=self.record_content if record_content is None else record_content,
+            step_spans=step_spans,
         )
 
     def force_flush(self, timeout_s: float = 10.0) -> bool:

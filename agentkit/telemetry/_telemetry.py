@@ -84,6 +84,11 @@ class Telemetry:
         meter_provider: provider for agentkit's meter; None uses the global provider.
         record_content: record clean, redacted output content on agent spans
             (``agentkit.output``) and string fields of agent events. Off by default.
+        step_spans: record the four step spans under each agent span (the default, as
+            the span tree above). False keeps workflow and agent spans and every metric
+            but skips the step spans: each stage then starts one span instead of five,
+            for deployments that trace every run of very short stages (see
+            ``docs/observability.md``, "What tracing costs").
     """
 
     __slots__ = (
@@ -93,6 +98,7 @@ class Telemetry:
         "_meter",
         "_tracer",
         "record_content",
+        "step_spans",
     )
 
     def __init__(
@@ -100,8 +106,10 @@ class Telemetry:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         record_content: bool = False,
+        step_spans: bool = True,
     ) -> None:
         self.record_content = record_content
+        self.step_spans = step_spans
         self._tracer = trace.get_tracer(SCOPE_NAME, _VERSION, tracer_provider=tracer_provider)
         self._meter = metrics.get_meter(SCOPE_NAME, _VERSION or "", meter_provider=meter_provider)
         provider = meter_provider if meter_provider is not None else metrics.get_meter_provider()
@@ -249,7 +257,7 @@ class Telemetry:
             **attrs: attributes by short name: ``layer``, ``payload_bytes``, ``replaced``,
                 ``lossy``, ``attempt``... (unknown names go under ``agentkit.``).
         """
-        if _sampled_out(None):
+        if not self.step_spans or _sampled_out(None):
             return NOOP_SCOPE
         base: dict[str, AttributeValue] = {}
         if attributes:
@@ -378,6 +386,7 @@ class _NoopTelemetry(Telemetry):
 
     def __init__(self) -> None:
         self.record_content = False
+        self.step_spans = False
 
     @property
     def enabled(self) -> bool:
