@@ -264,6 +264,9 @@ def event_attributes(
 class SpanScope(SpanHandle):
     """One span: a context manager that starts it, makes it current and ends it on exit.
 
+    With ``current=False`` the span is not made current (work inside the ``with`` that
+    starts spans of its own parents them to the enclosing span): saves a context copy, a
+    ``contextvars`` set and reset per span where nothing inside starts spans.
     The scope is also the handle it yields (one object per span, not two). An exception
     leaving the ``with`` marks the span failed (``error.type``, status ERROR) unless
     :meth:`SpanHandle.set_outcome` was already called; the exception still propagates.
@@ -272,7 +275,9 @@ class SpanScope(SpanHandle):
     __slots__ = (
         "_attrs",
         "_content",
+        "_current",
         "_name",
+        "_open",
         "_outcome_set",
         "_parent",
         "_span",
@@ -292,8 +297,11 @@ class SpanScope(SpanHandle):
         parent: Context | None,
         record_content: bool,
         status_key: str | None,
+        current: bool = True,
     ) -> None:
         self._tracer = tracer
+        self._current = current
+        self._open = False
         self._name = name
         self._attrs = attributes
         self._parent = parent
@@ -307,7 +315,9 @@ class SpanScope(SpanHandle):
         span = self._span = self._tracer.start_span(
             self._name, context=parent, kind=_INTERNAL, attributes=self._attrs or None
         )
-        self._token = _attach(_set_span_in_context(span, parent))
+        self._open = True
+        if self._current:
+            self._token = _attach(_set_span_in_context(span, parent))
         return self
 
     def __exit__(
@@ -316,12 +326,13 @@ class SpanScope(SpanHandle):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token = self._token
-        if token is None:
+        if not self._open:
             return
-        self._token = None
+        self._open = False
+        token, self._token = self._token, None
         try:
-            _detach(token)
+            if token is not None:
+                _detach(token)
         finally:
             if exc is not None and not self._outcome_set:
                 self.set_error(exc)

@@ -35,6 +35,11 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare 
     _VERSION = None
 
 
+#: step spans that are not made current: agentkit's own CPU work with nothing inside that
+#: starts spans. The cache and store steps stay current, so spans of an instrumented Redis
+#: or PostgreSQL driver nest under them.
+_LEAF_STEPS: Final = frozenset({"agentkit.clean_result", "agentkit.codec.encode"})
+
 #: bound on the per-instance caches of metric attribute dicts (agents x statuses x errors)
 _MAX_CACHED_ATTRS: Final = 4096
 _ERROR_STATUSES: Final = frozenset({"failed", "timed_out", "cancelled", "interrupted"})
@@ -251,6 +256,11 @@ class Telemetry:
         """A step of a stage: ``agentkit.clean_result``, ``agentkit.codec.encode``,
         ``agentkit.cache.set`` or ``agentkit.store.save``.
 
+        The cache and store steps (and any other name) become the current span, so spans
+        of instrumented drivers nest under them; ``agentkit.clean_result`` and
+        ``agentkit.codec.encode`` are leaves and are not made current (cheaper; a span
+        started inside them, e.g. by a ``clean_result`` override, parents to the agent span).
+
         Args:
             name: the span name.
             attributes: attributes by full name.
@@ -265,7 +275,13 @@ class Telemetry:
         if attrs:
             build_attributes(base, attrs)
         return SpanScope(
-            self._tracer, name, base, parent=None, record_content=False, status_key=None
+            self._tracer,
+            name,
+            base,
+            parent=None,
+            record_content=False,
+            status_key=None,
+            current=name not in _LEAF_STEPS,
         )
 
     def agent_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:

@@ -101,7 +101,7 @@ async def test_fifty_concurrent_runs_never_cross_attach(otel: Otel) -> None:
         with tel.agent_span(agent, "1", run_id=run_id, user_hash=f"h{i}"):
             for _ in range(3):
                 await anyio.sleep(0)
-            with tel.step_span("agentkit.codec.encode", run_id=run_id):
+            with tel.step_span("agentkit.cache.set", run_id=run_id):
                 await anyio.to_thread.run_sync(lambda: None)
                 tel.agent_event("tick", {"i": i})
 
@@ -120,7 +120,7 @@ async def test_fifty_concurrent_runs_never_cross_attach(otel: Otel) -> None:
         parent = by_id[s.parent.span_id]  # type: ignore[union-attr]
         assert (parent.attributes or {})["agentkit.run.id"] == run_id, s.name
         assert parent.context.trace_id == s.context.trace_id
-        if s.name == "agentkit.codec.encode":
+        if s.name == "agentkit.cache.set":
             (ev,) = s.events
             assert f"run-{(ev.attributes or {})['agentkit.event.i']}" == run_id
     assert len({s.context.trace_id for s in spans}) == 50

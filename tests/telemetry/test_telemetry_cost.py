@@ -102,3 +102,37 @@ def test_counts_from_many_threads_are_exact(otel: Otel) -> None:
     assert otel.value("agentkit.codec.encodings", **{"agentkit.codec.layer": "json"}) == 8000
     # cumulative: a second collection reports the same total, not a delta
     assert otel.value("agentkit.codec.encodings", **{"agentkit.codec.layer": "json"}) == 8000
+
+
+def test_leaf_steps_are_not_current_io_steps_are(otel: Otel) -> None:
+    tracer = otel.tracer_provider.get_tracer("driver")
+    with otel.tel.agent_span("a", "1", run_id="r", user_hash="h"):
+        for step in ("agentkit.codec.encode", "agentkit.clean_result", "agentkit.cache.set"):
+            with otel.tel.step_span(step) as handle:
+                assert handle.is_recording
+                with tracer.start_as_current_span(f"inner {step}"):
+                    pass
+    agent = otel.one("invoke_agent a")
+    for step in ("agentkit.codec.encode", "agentkit.clean_result", "agentkit.cache.set"):
+        assert otel.one(step).parent.span_id == agent.context.span_id  # type: ignore[union-attr]
+    # leaves: a span started inside parents to the agent span; the cache step nests it
+    for leaf in ("agentkit.codec.encode", "agentkit.clean_result"):
+        inner = otel.one(f"inner {leaf}")
+        assert inner.parent.span_id == agent.context.span_id  # type: ignore[union-attr]
+    inner = otel.one("inner agentkit.cache.set")
+    assert inner.parent.span_id == otel.one("agentkit.cache.set").context.span_id  # type: ignore[union-attr]
+
+
+def test_leaf_step_failure_is_recorded_and_context_restored(otel: Otel) -> None:
+    from opentelemetry import trace
+
+    with otel.tel.agent_span("a", "1", run_id="r", user_hash="h"):
+        before = trace.get_current_span()
+        try:
+            with otel.tel.step_span("agentkit.codec.encode"):
+                raise ValueError("boom")
+        except ValueError:
+            pass
+        assert trace.get_current_span() is before
+    s = otel.one("agentkit.codec.encode")
+    assert (s.attributes or {})["error.type"] == "ValueError"
