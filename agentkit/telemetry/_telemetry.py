@@ -93,7 +93,7 @@ class Telemetry:
             the span tree above). False keeps workflow and agent spans and every metric
             but skips the step spans: each stage then starts one span instead of five,
             for deployments that trace every run of very short stages (see
-            ``docs/observability.md``, "What tracing costs").
+            ``docs/observability.md``, "Overhead").
     """
 
     __slots__ = (
