@@ -14,6 +14,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +82,17 @@ class EngineRuntime:
     record_running: bool = True
     #: re-tags the store blob for the cache instead of encoding the result twice
     rebinder: Rebinder | None = None
+    #: the store's queued writes (``SQLiteStore.save_run_nowait``/``save_results_nowait``):
+    #: a run's writes before its final record are queued, not awaited one by one
+    save_run_nowait: Callable[[RunRecord], asyncio.Future[None]] | None = None
+    save_results_nowait: Callable[[Sequence[ResultRecord]], asyncio.Future[None]] | None = None
+
+    def __post_init__(self) -> None:
+        run_nowait = getattr(self.store, "save_run_nowait", None)
+        results_nowait = getattr(self.store, "save_results_nowait", None)
+        if callable(run_nowait) and callable(results_nowait):
+            self.save_run_nowait = run_nowait
+            self.save_results_nowait = results_nowait
 
 
 class _StageTimer:
@@ -169,7 +181,10 @@ class UserExecutionEngine:
             parent=run.otel_parent,
         ) as wspan:
             if rt.record_running:
-                await self._save_run(run, RunStatus.RUNNING)
+                if rt.save_run_nowait is not None:
+                    self._queue_run(run, RunStatus.RUNNING)
+                else:
+                    await self._save_run(run, RunStatus.RUNNING)
             deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
             task = asyncio.current_task()
             assert task is not None
@@ -441,10 +456,36 @@ class UserExecutionEngine:
         try:
             with tel.step_span("agentkit.store.save") as span:
                 span.set(payload_bytes=len(blob))
-                await rt.store.save_results([_record(result, blob)])
+                nowait = rt.save_results_nowait
+                if nowait is not None:
+                    run.pending_writes.append(nowait([_record(result, blob)]))
+                else:
+                    await rt.store.save_results([_record(result, blob)])
         except Exception as exc:
             self._store_failed(run, exc)
         run.unsaved.pop(name, None)
+
+    def _queue_run(self, run: RunState, status: RunStatus) -> None:
+        assert self._rt.save_run_nowait is not None
+        try:
+            run.pending_writes.append(self._rt.save_run_nowait(self.run_record(run, status)))
+        except Exception as exc:
+            self._store_failed(run, exc)
+
+    async def _settle_writes(self, run: RunState) -> None:
+        """Wait for the run's queued writes (they committed before its final record, which
+        was queued last) and record any failure."""
+        pending = run.pending_writes
+        if not pending:
+            return
+        run.pending_writes = []
+        waiting = [f for f in pending if not f.done()]
+        if waiting:
+            await asyncio.wait(waiting)
+        for fut in pending:
+            exc = fut.exception() if not fut.cancelled() else None
+            if isinstance(exc, Exception):
+                self._store_failed(run, exc)
 
     async def _save_run(self, run: RunState, status: RunStatus) -> None:
         try:
@@ -510,6 +551,7 @@ class UserExecutionEngine:
         run.finished_at = datetime.now(UTC)
         finished_mono = time.monotonic()
         await self._save_run(run, status_)
+        await self._settle_writes(run)
         run.status = status_
         rt.stats.runs_finished += 1
         rt.telemetry.record_run(status_)

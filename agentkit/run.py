@@ -83,6 +83,7 @@ class RunState:
         "finished_at",
         "input",
         "otel_parent",
+        "pending_writes",
         "persisted",
         "plan",
         "pyctx",
@@ -130,6 +131,9 @@ class RunState:
         self.running: set[str] = set()
         #: stage results whose cache/store writes have not completed yet (blob by agent)
         self.unsaved: dict[str, bytes] = {}
+        #: store writes queued without waiting (a store with ``save_results_nowait``); the
+        #: run's end waits for them before its result resolves
+        self.pending_writes: list[asyncio.Future[None]] = []
         #: the task running the stages, while it does (cancelled to stop the run)
         self.task: asyncio.Task[Any] | None = None
         self.cancel_reason: RunStatus | None = None

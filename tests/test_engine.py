@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -431,3 +432,39 @@ async def test_threaded_agent_timeout(closing: list[Supervisor]) -> None:
     assert await asyncio.to_thread(saw_cancel.wait, 5)
     # the task's cancellation count is back to zero: later runs are not disturbed
     assert (await sup.run("u2", ["spin"])).stages["spin"].status is AgentStatus.TIMED_OUT
+
+
+async def test_queued_store_writes_are_durable_before_the_result(
+    closing: list[Supervisor], tmp_path: Path
+) -> None:
+    """With SQLiteStore the engine queues stage writes without awaiting each one; result()
+    still resolves only after every record committed, and a failed one is reported."""
+    from agentkit.errors import StoreError
+    from agentkit.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "q.db")
+    agents = [make_agent("a", returns=1), make_agent("b", returns=2, depends_on=("a",))]
+    sup = await _sup(agents, store=store)
+    closing.append(sup)
+    assert sup._rt.save_results_nowait is not None
+    res = await sup.run("u", ["a", "b"])
+    assert res.ok and res.persisted
+    raw = sqlite3.connect(tmp_path / "q.db")  # another connection sees everything at once
+    assert raw.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]
+    assert raw.execute("SELECT count(*) FROM results").fetchone()[0] == 2
+    raw.close()
+
+    class FailingResults(SQLiteStore):
+        def save_results_nowait(self, records: Any) -> asyncio.Future[None]:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(StoreError("disk on fire"))
+            return fut
+
+    failing = FailingResults(tmp_path / "f.db")
+    sup2 = await _sup(agents, store=failing)
+    closing.append(sup2)
+    res2 = await sup2.run("u", ["a", "b"])
+    assert res2.ok and not res2.persisted
+    assert sup2.stats.store_errors == 2
+    await store.aclose()
+    await failing.aclose()

@@ -12,6 +12,19 @@ group are written with multi-row ``VALUES`` statements: one ``sqlite3_step`` per
 rows instead of one per row. That matters beyond SQLite's own cost: the sqlite3 module releases
 the GIL around every step, and each re-acquisition competes with the busy event loop thread.
 
+**Inline mode** (``inline=True``): no thread. Operations submitted during one turn of the event
+loop are committed together at the end of that turn, on the loop's thread. Use it only when a
+commit does not wait on the disk (WAL with ``synchronous=NORMAL`` or ``OFF``: a commit appends
+to the WAL file in the OS page cache, no fsync): then a group costs tens of microseconds of
+CPU, less than handing it to a thread — with a thread, every time the event loop releases the
+GIL (hashing, I/O) the writer takes it, and the two threads trade the GIL many times per group.
+A group larger than ``inline_max_rows`` (one
+big ``save_results`` call, or a burst) is committed in a worker thread instead, so the loop is
+never held for long; later groups wait for it, keeping the order. Checkpoints (which fsync)
+are kept off the loop: automatic checkpoints must be disabled on the
+connection, and :meth:`SQLiteWriter.checkpoint_every` rows the writer runs a passive checkpoint
+in a worker thread on a connection of its own.
+
 If a group's transaction fails because of one operation, the thread retries each operation in
 a transaction of its own, so one failing operation fails only its own caller; when the database
 itself fails (locked, full, read-only), the whole group fails at once.
@@ -117,6 +130,12 @@ class SQLiteWriter:
             ``isolation_level=None`` (the writer issues ``BEGIN IMMEDIATE``/``COMMIT``).
         name: label for the thread and for error messages.
         max_group: most records (sum of operation sizes) committed in one transaction.
+        inline: commit on the event loop's thread at the end of each loop turn instead of in a
+            writer thread (see the module docs).
+        checkpoint: in inline mode, opens a second connection and checkpoints the WAL on it
+            (called in a worker thread every ``checkpoint_every`` rows); None: no checkpoints.
+        checkpoint_every: rows written between two checkpoints in inline mode.
+        inline_max_rows: in inline mode, larger groups are committed in a worker thread.
     """
 
     def __init__(
@@ -125,8 +144,22 @@ class SQLiteWriter:
         *,
         name: str,
         max_group: int = 4096,
+        inline: bool = False,
+        checkpoint: Callable[[], None] | None = None,
+        checkpoint_every: int = 20_000,
+        inline_max_rows: int = 512,
     ) -> None:
         self._connect = connect
+        self.inline = inline
+        self._checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self._rows_since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._flush_scheduled = False
+        self._inline_lock = threading.Lock()
+        self.inline_max_rows = inline_max_rows
+        self._offloaded: asyncio.Future[None] | None = None
         self.name = name
         self.max_group = max_group
         # Submitters append to a deque and wake the thread only when it sleeps: waking a
@@ -151,7 +184,16 @@ class SQLiteWriter:
         Raises:
             StoreError: the database could not be opened.
         """
-        if self._thread is not None:
+        if self._thread is not None or self._conn is not None:
+            return
+        if self.inline:
+            try:
+                self._conn = await asyncio.to_thread(self._connect)
+            except Exception as exc:
+                raise StoreError(
+                    f"{self.name}: cannot open the database: {exc}; check the path exists "
+                    "and is writable"
+                ) from exc
             return
         self._thread = threading.Thread(
             target=self._main, name=f"agentkit-{self.name}", daemon=True
@@ -173,7 +215,7 @@ class SQLiteWriter:
         Raises:
             StoreError: the writer is closed, or the transaction failed.
         """
-        if self._closed or self._thread is None:
+        if self._closed or (self._thread is None and self._conn is None):
             raise StoreError(f"{self.name} is closed or not started; call start() first")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
@@ -188,18 +230,50 @@ class SQLiteWriter:
         Raises:
             StoreError: the writer is closed, or the transaction failed.
         """
-        if self._closed or self._thread is None:
+        await self.submit_rows(stmt, rows)
+
+    def submit_rows(self, stmt: BulkStatement, rows: list[tuple[Any, ...]]) -> asyncio.Future[None]:
+        """Queue ``rows`` for the next group transaction without waiting for it.
+
+        Returns:
+            A future of the running event loop, resolved once the rows are committed (or
+            failed with :class:`~agentkit.errors.StoreError`). Operations commit in
+            submission order, and futures of one loop are resolved in that order: when a
+            later operation's future is resolved, every earlier one's already is.
+
+        Raises:
+            StoreError: the writer is closed or not started.
+        """
+        if self._closed or (self._thread is None and self._conn is None):
             raise StoreError(f"{self.name} is closed or not started; call start() first")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         self._submit(_Op(None, len(rows), loop, fut, stmt, rows))
-        await fut
+        return fut
 
     async def close(self) -> None:
         """Commit what is queued, then stop the thread and close the connection."""
         if self._closed:
             return
         self._closed = True
+        if self._conn is not None:
+            while True:
+                offloaded = self._offloaded
+                if offloaded is not None:
+                    with contextlib.suppress(Exception):
+                        await offloaded
+                    self._offloaded = None
+                    continue
+                if not self._pending:
+                    break
+                self._flush()
+            if self._checkpointing is not None:
+                with contextlib.suppress(Exception):
+                    await self._checkpointing
+            conn, self._conn = self._conn, None
+            with self._inline_lock:
+                conn.close()
+            return
         thread = self._thread
         if thread is None:
             return
@@ -207,12 +281,72 @@ class SQLiteWriter:
         await asyncio.to_thread(thread.join)
 
     def _submit(self, op: Any) -> None:
+        if self.inline:
+            self._pending.append(op)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                op.loop.call_soon(self._flush)
+            return
         # The append happens before the check of _sleeping, and the thread sets _sleeping
         # before it re-checks _pending, so a wake-up is never lost (see _next).
         self._pending.append(op)
         if self._sleeping:
             self._sleeping = False
             self._wake.set()
+
+    # --- inline mode ----------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Commit everything pending, in groups of at most ``max_group`` (inline mode)."""
+        self._flush_scheduled = False
+        pending = self._pending
+        conn = self._conn
+        if conn is None or self._offloaded is not None:  # the offloaded group's end flushes
+            return
+        rows = 0
+        while pending:
+            group = [pending.popleft()]
+            size = group[0].size
+            while size < self.max_group and pending:
+                op = pending.popleft()
+                group.append(op)
+                size += op.size
+            rows += size
+            if size > self.inline_max_rows:
+                task = asyncio.ensure_future(asyncio.to_thread(self._commit_timed, conn, group))
+                task.add_done_callback(self._offload_done)
+                self._offloaded = task
+                break
+            self._commit_timed(conn, group)
+        self._rows_since_checkpoint += rows
+        if (
+            self._checkpoint is not None
+            and self._rows_since_checkpoint >= self.checkpoint_every
+            and (self._checkpointing is None or self._checkpointing.done())
+        ):
+            self._rows_since_checkpoint = 0
+            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._run_checkpoint))
+
+    def _commit_timed(self, conn: sqlite3.Connection, group: list[_Op]) -> None:
+        with self._inline_lock:
+            cpu = time.thread_time()
+            self._commit(conn, group, retry_alone=len(group) > 1)
+            self.cpu_seconds += time.thread_time() - cpu
+
+    def _offload_done(self, task: asyncio.Future[None]) -> None:
+        self._offloaded = None
+        if not task.cancelled() and task.exception() is not None:  # _commit delivers errors
+            log.error("%s: offloaded commit crashed: %s", self.name, task.exception())
+        if self._pending and not self._flush_scheduled and self._conn is not None:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _run_checkpoint(self) -> None:
+        assert self._checkpoint is not None
+        try:
+            self._checkpoint()
+        except Exception as exc:  # the next one retries; the WAL only grows meanwhile
+            log.warning("%s: WAL checkpoint failed: %s", self.name, exc)
 
     # --- the thread ---------------------------------------------------------------------------
 
@@ -311,7 +445,14 @@ class SQLiteWriter:
         for i, op in enumerate(group):
             result = results[i] if exc is None else None
             by_loop.setdefault(op.loop, []).append((op.future, result, exc))
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
         for loop, items in by_loop.items():
+            if loop is here:  # inline mode, on the loop's own thread: resolve now
+                _settle(items)
+                continue
             # a closed event loop raises RuntimeError: nobody is waiting any more
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, items)

@@ -1,9 +1,12 @@
 """``sqlite:///path.db``: the embedded default store (stdlib sqlite3, no server).
 
-* One writer thread owns the write connection and commits **groups**: the writes of many
-  concurrent callers go into one transaction, and each caller's ``await`` returns only after
-  that transaction committed ("acknowledged means persisted"). The event loop never blocks on
-  SQLite.
+* Writes are committed in **groups**: the writes of many concurrent callers go into one
+  transaction, and each caller's ``await`` returns only after that transaction committed
+  ("acknowledged means persisted"). With ``synchronous=NORMAL`` (the default) a commit does not
+  wait on the disk, so groups are committed on the event loop's thread at the end of each loop
+  turn (cheaper than a thread, which fights the loop for the GIL), and WAL checkpoints (which
+  do fsync) run in a worker thread. With ``synchronous=FULL`` (one fsync per commit), or
+  ``inline_commits=False``, a writer thread commits the groups and the loop never waits on it.
 * WAL journal, ``synchronous=NORMAL`` by default: a committed group survives the process being
   killed; after an OS crash or power loss the last groups may be lost. Pass
   ``synchronous="FULL"`` to survive those too (one fsync per group).
@@ -24,13 +27,14 @@ import logging
 import queue
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from agentkit.errors import ConfigurationError, StoreError
+from agentkit._envelope_check import check_result_envelope
+from agentkit.errors import ConfigurationError, InvalidPayloadError, StoreError
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store import _sqlite_schema as schema
 from agentkit.store._sqlite_writer import BulkStatement, SQLiteWriter
@@ -60,6 +64,8 @@ class SQLiteStore(BaseStore):
         readers: read connections kept open for queries.
         recover: on :meth:`start`, mark runs left queued or running as interrupted.
         cache_mb: most MiB of SQLite page cache for the writer connection (used as needed).
+        inline_commits: commit on the event loop's thread (see the module docs); ``None``
+            (default): when ``synchronous`` is ``NORMAL`` or ``OFF``.
 
     Example:
         >>> store = SQLiteStore.from_url("sqlite:///runs.db")
@@ -79,6 +85,7 @@ class SQLiteStore(BaseStore):
         readers: int = 2,
         recover: bool = True,
         cache_mb: int = 64,
+        inline_commits: bool | None = None,
     ) -> None:
         super().__init__()
         sync = str(synchronous).upper()
@@ -105,8 +112,16 @@ class SQLiteStore(BaseStore):
         self.interrupted_on_start = 0
         #: the schema version after :meth:`start`
         self.schema_version = 0
+        self.inline_commits = (
+            sync in ("OFF", "NORMAL") if inline_commits is None else bool(inline_commits)
+        )
+        self._checkpointer: sqlite3.Connection | None = None
         self._writer = SQLiteWriter(
-            self._connect_writer, name=f"SQLiteStore({self.path})", max_group=max_group
+            self._connect_writer,
+            name=f"SQLiteStore({self.path})",
+            max_group=max_group,
+            inline=self.inline_commits,
+            checkpoint=None if self.in_memory or not self.inline_commits else self._checkpoint,
         )
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all_readers: list[sqlite3.Connection] = []
@@ -129,7 +144,15 @@ class SQLiteStore(BaseStore):
         path = unquote(parts.path[1:])
         merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
         merged.update(options)
-        known = {"synchronous", "max_group", "busy_timeout", "readers", "recover", "cache_mb"}
+        known = {
+            "synchronous",
+            "max_group",
+            "busy_timeout",
+            "readers",
+            "recover",
+            "cache_mb",
+            "inline_commits",
+        }
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ConfigurationError(
@@ -143,7 +166,7 @@ class SQLiteStore(BaseStore):
                     kwargs[name] = int(value)
                 elif name == "busy_timeout":
                     kwargs[name] = float(value)
-                elif name == "recover":
+                elif name in ("recover", "inline_commits"):
                     kwargs[name] = _as_bool(value)
                 else:
                     kwargs[name] = value
@@ -183,10 +206,21 @@ class SQLiteStore(BaseStore):
         conn.execute(f"PRAGMA cache_size=-{self.cache_mb * 1024}")
         # Checkpoints (which fsync) stall the writer; with group commits each transaction
         # dirties many index pages, so the default of 1000 WAL pages would checkpoint after
-        # nearly every group. 16384 pages (64 MiB of WAL at most) amortises that.
-        conn.execute("PRAGMA wal_autocheckpoint=16384")
+        # nearly every group. 16384 pages (64 MiB of WAL at most) amortises that. Inline
+        # commits never checkpoint on the event loop: _checkpoint runs in a worker thread.
+        auto = 0 if self.inline_commits else 16384
+        conn.execute(f"PRAGMA wal_autocheckpoint={auto}")
         conn.execute("PRAGMA journal_size_limit=67108864")  # WAL file back to <= 64 MiB
         return conn
+
+    def _checkpoint(self) -> None:
+        """A passive WAL checkpoint on a connection of its own (in a worker thread)."""
+        conn = self._checkpointer
+        if conn is None:
+            conn = self._checkpointer = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+            )
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _connect_reader(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -248,6 +282,40 @@ class SQLiteStore(BaseStore):
         self._check_started()
         now = time.time_ns() // 1000
         await self._writer.write_rows(_RESULTS, [schema.result_row(rec, now) for rec in records])
+
+    # --- queued writes (the engine's hot path) --------------------------------------------------
+
+    def save_run_nowait(self, run: RunRecord) -> asyncio.Future[None]:
+        """Queue ``run`` for the next group commit; the returned future resolves once it is
+        committed. Writes commit in the order they were queued (with :meth:`save_results_nowait`
+        and the awaited methods alike), so awaiting the last write of a run covers the
+        earlier ones; check their futures for errors all the same.
+
+        Raises:
+            InvalidPayloadError: not a RunRecord. StoreError: not started or closed.
+        """
+        if not isinstance(run, RunRecord):
+            raise InvalidPayloadError(f"save_run takes a RunRecord, got {type(run).__name__}")
+        self._check_started()
+        return self._writer.submit_rows(_RUNS, [schema.run_row(run)])
+
+    def save_results_nowait(self, records: Sequence[ResultRecord]) -> asyncio.Future[None]:
+        """:meth:`save_results` queued like :meth:`save_run_nowait`.
+
+        Raises:
+            InvalidPayloadError: not ResultRecords with result envelopes. StoreError: not
+                started or closed.
+        """
+        for rec in records:
+            if not isinstance(rec, ResultRecord):
+                raise InvalidPayloadError(
+                    "save_results takes ResultRecord objects built with "
+                    f"ResultRecord.from_result(), got {type(rec).__name__}"
+                )
+            check_result_envelope(rec.blob)
+        self._check_started()
+        now = time.time_ns() // 1000
+        return self._writer.submit_rows(_RESULTS, [schema.result_row(r, now) for r in records])
 
     async def _get_run(self, user_id: str, run_id: str) -> StoredRun | None:
         def query(conn: sqlite3.Connection) -> StoredRun | None:
@@ -332,6 +400,9 @@ class SQLiteStore(BaseStore):
 
     async def _aclose(self) -> None:
         await self._writer.close()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         for conn in self._all_readers:
             conn.close()
         self._all_readers.clear()

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from agentkit.backends import store_from_url
-from agentkit.errors import ConfigurationError, StoreError
+from agentkit.errors import ConfigurationError, InvalidPayloadError, StoreError
 from agentkit.status import RunStatus
 from agentkit.store._sqlite_writer import SQLiteWriter
 from agentkit.store.sqlite import SQLiteStore
@@ -360,3 +361,80 @@ async def test_a_big_write_does_not_block_the_event_loop(tmp_path: Path) -> None
         assert len(await store.list_results("u", limit=10_000)) == 5000
     # the loop kept running while SQLite wrote (a blocked loop would not tick at all)
     assert during >= 3, (during, elapsed)
+
+
+async def test_commits_run_on_the_loop_unless_each_commit_fsyncs(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "n.db") as normal:
+        assert normal.inline_commits
+        await normal.save_run(make_run("u", "r1"))
+        assert normal._writer._thread is None  # no writer thread
+        raw = sqlite3.connect(tmp_path / "n.db")
+        assert raw.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+        raw.close()
+    async with SQLiteStore(tmp_path / "f.db", synchronous="FULL") as full:
+        assert not full.inline_commits
+        await full.save_run(make_run("u", "r1"))
+        assert full._writer._thread is not None
+    store = SQLiteStore.from_url(f"sqlite:///{tmp_path / 'o.db'}?inline_commits=false")
+    assert not store.inline_commits
+
+
+async def test_queued_writes_resolve_after_commit_in_order(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "q.db") as store:
+        first = store.save_results_nowait([make_result("u", "r1", "a")])
+        second = store.save_run_nowait(make_run("u", "r1", status=RunStatus.SUCCEEDED))
+        assert not first.done() and not second.done()  # nothing committed yet
+        await second
+        assert first.done() and first.exception() is None
+        got = await store.get_run("u", "r1")
+        assert got is not None and got.run.status is RunStatus.SUCCEEDED
+        assert [r.agent for r in got.results] == ["a"]
+        with pytest.raises(InvalidPayloadError):
+            store.save_results_nowait([make_run("u", "r2")])  # type: ignore[list-item]
+    with pytest.raises(StoreError, match="closed"):
+        store.save_run_nowait(make_run("u", "r3"))
+
+
+async def test_inline_writer_checkpoints_in_a_thread_and_offloads_big_groups(
+    tmp_path: Path,
+) -> None:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(tmp_path / "w.db", isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)")
+        return conn
+
+    loop_thread = threading.get_ident()
+    checkpoints: list[int] = []
+    writer = SQLiteWriter(
+        connect,
+        name="inline",
+        inline=True,
+        checkpoint=lambda: checkpoints.append(threading.get_ident()),
+        checkpoint_every=10,
+        inline_max_rows=20,
+    )
+    await writer.start()
+    threads: list[int] = []
+
+    def insert(x: int, n: int = 1):  # type: ignore[no-untyped-def]
+        def op(conn: sqlite3.Connection) -> None:
+            threads.append(threading.get_ident())
+            conn.executemany("INSERT INTO t VALUES (?)", [(x + i,) for i in range(n)])
+
+        return op
+
+    for i in range(12):  # one small group per loop turn: committed on the loop's thread
+        await writer.run(insert(i))
+    assert set(threads) == {loop_thread}
+    await asyncio.sleep(0.05)
+    assert checkpoints and loop_thread not in checkpoints
+    threads.clear()
+    # a group over inline_max_rows is committed in a worker thread
+    big = writer.run(insert(100, 50), size=50)
+    small = writer.run(insert(1000))
+    await asyncio.gather(big, small)
+    assert threads[0] != loop_thread
+    assert await writer.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 63
+    await writer.close()
