@@ -187,7 +187,7 @@ class ObjectSanitizer:
             accepted.append((sub, body))
             return len(body)
 
-        clean = Walker(self._cfg, report, self._kinds, native).run(obj)
+        clean = Walker(self._cfg, report, self._kinds, native, fast.last_rejected).run(obj)
         fast.end_pass()
         if accepted and self._any_needs_redaction(accepted):
             report.entries.clear()

@@ -133,7 +133,7 @@ class FastEncoder:
             :data:`FAST_INSTANCE_TYPES`).
     """
 
-    __slots__ = ("_base", "_pickler", "_seeds", "_tz_now", "_tz_prev")
+    __slots__ = ("_base", "_pickler", "_rejected", "_seeds", "_tz_now", "_tz_prev")
 
     def __init__(self, instance_types: Iterable[type] = FAST_INSTANCE_TYPES) -> None:
         allowed = tuple(instance_types)
@@ -152,6 +152,9 @@ class FastEncoder:
         self._tz_prev: dict[int, Any] = {}
         type_id = id(type)
         reject = _Reject
+        # id of the last object the override refused (a hint for the walk; 0 after success)
+        rejected = [0]
+        self._rejected = rejected
 
         class _Pickler(pickle.Pickler):
             def reducer_override(self, obj: Any) -> Any:
@@ -180,6 +183,7 @@ class FastEncoder:
                         if len(tz_now) < 64:
                             tz_now[id(obj)] = obj
                         return ZoneInfo, (key,)
+                rejected[0] = id(obj)
                 raise reject
 
         base: tuple[Any, ...] = allowed
@@ -193,6 +197,11 @@ class FastEncoder:
         prologue, memo = _prologue((*self._base, *tzinfos), self._pickler)
         self._tz_now.clear()  # the prologue's own pass is no evidence of reuse
         return Seeds(prologue, memo, tzinfos)
+
+    def last_rejected(self) -> int:
+        """Id of the object that made the latest failed pass fail, if it was refused (a hint:
+        passes in other threads may overwrite it)."""
+        return self._rejected[0]
 
     @property
     def seeds(self) -> Seeds:
@@ -227,6 +236,7 @@ class FastEncoder:
         p = self._pickler(sink, 4)
         p.memo = seeds.memo
         p.fast = True
+        self._rejected[0] = 0
         try:
             p.dump(obj)
         except Exception:  # rejected, too big, cyclic, too deep: the walk decides
@@ -242,6 +252,7 @@ class FastEncoder:
         cls = self._pickler
         memo = seeds.memo
         state: list[Any] = [None]
+        rejected = self._rejected
 
         def encode(obj: Any, limit: int) -> bytes | None:
             p = state[0]
@@ -252,6 +263,7 @@ class FastEncoder:
             sink.chunks = []
             sink.size = 0
             sink.limit = limit
+            rejected[0] = 0
             try:
                 p.dump(obj)
             except Exception:

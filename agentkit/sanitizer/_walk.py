@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import collections
 import itertools
+import operator
 import types
 import uuid
 from collections.abc import Callable, Generator
@@ -67,6 +68,9 @@ from agentkit.sanitizer._scalars import ScalarsMixin
 from agentkit.sanitizer.redact import REDACTED
 
 _GEN = types.GeneratorType
+_DICT_ITEMS: type = type({}.items())
+_is_native_container = frozenset(map(id, (dict, list, tuple))).__contains__  # ids: no __hash__
+_second = operator.itemgetter(1)
 _REPLACED = ReportKind.REPLACED
 _KIND_VALUES = {k: k.value for k in ReportKind}
 
@@ -89,6 +93,7 @@ class Walker(ScalarsMixin):
         "exhausted",
         "kinds",
         "native",
+        "rejected",
         "secret_cache",
         "tried",
     )
@@ -99,9 +104,11 @@ class Walker(ScalarsMixin):
         report: SanitizeReport,
         kinds: dict[int, Any],
         native: Callable[[Any], int | None] | None = None,
+        rejected: Callable[[], int] | None = None,
     ) -> None:
         self.cfg = cfg
         self.native = native
+        self.rejected = rejected
         self.tried = 0  # id of the child whose native pass just failed (do not retry it)
         self.dropped = 0  # report entries counted but not listed (added to the report at the end)
         self.report = report
@@ -448,6 +455,7 @@ class Walker(ScalarsMixin):
         cache = self.secret_cache
         matcher = self.cfg.matcher
         converted = False
+        suspect = self._sole_suspect(items) if native is not None else 0
         for i, (k, v) in enumerate(items):
             if i >= limit:
                 self._truncated(path, t, n)
@@ -486,15 +494,34 @@ class Walker(ScalarsMixin):
                     self.nbytes += len(v)
             else:
                 if native is not None and (tv is dict or tv is list or tv is tuple):
-                    size = native(v)
-                    if size is not None:
-                        self.nodes += size >> 3
-                        self.nbytes += size
-                        out[key] = v
-                        continue
+                    if id(v) != suspect:
+                        size = native(v)
+                        if size is not None:
+                            self.nodes += size >> 3
+                            self.nbytes += size
+                            out[key] = v
+                            continue
                     self.tried = id(v)
                 out[key] = yield v, key
         return out
+
+    def _sole_suspect(self, items: Any) -> int:
+        """Id of the one container value of a dict whose native pass just failed, when the
+        object it failed on is not one of the dict's own values (so that container holds
+        it, unless a key does); 0 when unsure. Trying that container natively again would
+        fail the same way. Only a hint: a wrong guess costs time, never correctness."""
+        view: Any = items
+        if type(view) is not _DICT_ITEMS or self.rejected is None:
+            return 0
+        # the view's own iteration: no subclass method is called
+        values: list[Any] = list(map(_second, items))
+        kinds = list(map(_is_native_container, map(id, map(type, values))))
+        if kinds.count(True) != 1:
+            return 0
+        rejected = self.rejected()
+        if not rejected or rejected in set(map(id, values)):
+            return 0
+        return id(next(itertools.compress(values, kinds)))
 
     def _set_gen(self, items: Any, path: Path, t: type, make: type) -> Any:
         # set members are hashable already; they are cleaned as keys (no generator needed)

@@ -71,3 +71,31 @@ def test_seeded_timezone_inside_a_walked_value_round_trips() -> None:
     clean, report, data = san.sanitize_pickled(dirty)
     assert report.total == 1
     assert pickle_layer.loads(data) == clean
+
+
+def test_walk_after_a_failed_native_pass_matches_the_pure_walk() -> None:
+    # shapes where the walk skips (or must not skip) retrying the one container child of
+    # a dict whose native pass failed: the result never depends on the guess
+    import os
+    import threading
+
+    def shapes() -> list[object]:
+        recs = [{"i": i, "tags": ["a", "b"]} for i in range(5)]
+        lock = threading.Lock()
+        return [
+            {"recs": [*recs[:2], {"mod": os}, *recs[2:]], "n": 1},
+            {"recs": recs, "fn": len, "n": 1},  # the culprit is a direct value
+            {("k", lock): 1, "recs": recs},  # the culprit is in a key
+            {"a": {"b": {"c": [1, {"lock": lock}]}}},
+            {"only": (1, 2, lock)},
+        ]
+
+    fast, slow = ObjectSanitizer(), ObjectSanitizer(fast_path=False)
+    for a, b in zip(shapes(), shapes(), strict=True):
+        clean_a, rep_a, data = fast.sanitize_pickled(a)
+        clean_b, rep_b = slow.sanitize(b)
+        assert clean_a == clean_b
+        assert [(e.path, e.kind) for e in rep_a.entries] == [
+            (e.path, e.kind) for e in rep_b.entries
+        ]
+        assert pickle_layer.loads(data) == clean_a
