@@ -5,6 +5,10 @@ result (50 recommendation dicts with UUIDs, tz-aware datetimes, floats, strings 
 clean and with a module, a lock and a lambda buried in it, the median time per operation
 and its ratio to ``pickle.dumps(clean)``. Targets: clean from_raw + encode <= 1.0x;
 contaminated <= 1.5x.
+
+One sanitizer is reused for every call, as the engine does; its native pass seeds tzinfo
+objects that recur from one call to the next (here the one local offset), so the figures
+are those of that steady state (a fresh tzinfo object per call costs about 0.35x more).
 """
 
 from __future__ import annotations
@@ -113,6 +117,9 @@ def main() -> None:
         )
 
     payloads = [clean_payload(args.utc_only), contaminated_payload(args.utc_only)]
+    for p in payloads:  # steady state: recurring tzinfo objects are seeded after two passes
+        for _ in range(3):
+            san.sanitize_pickled(p)
     res = [SerializableAgentResult.from_raw(p, **IDS, sanitizer=san) for p in payloads]
     by_id = {id(p): r for p, r in zip(payloads, res, strict=True)}
     blobs_p = {id(p): pickle_codec.encode_result(by_id[id(p)], CTX) for p in payloads}

@@ -99,3 +99,27 @@ def test_walk_after_a_failed_native_pass_matches_the_pure_walk() -> None:
             (e.path, e.kind) for e in rep_b.entries
         ]
         assert pickle_layer.loads(data) == clean_a
+
+
+def test_seeds_change_safely_while_other_threads_encode() -> None:
+    import threading
+
+    san = ObjectSanitizer()
+    zones = [timezone(timedelta(minutes=15 * i)) for i in range(1, 13)]  # > the seed bound
+    errors: list[str] = []
+
+    def work(k: int) -> None:
+        for j in range(60):
+            value = _payload(zones[(k + j) % len(zones)])
+            if j % 7 == 0:
+                value["lock"] = threading.Lock()  # type: ignore[assignment]
+            clean, _, data = san.sanitize_pickled(value)
+            if pickle_layer.loads(data) != clean:
+                errors.append(f"thread {k} pass {j}")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
