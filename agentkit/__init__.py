@@ -73,6 +73,7 @@ from agentkit.report import (
 from agentkit.result import ErrorInfo, SerializableAgentResult
 from agentkit.run import RunHandle, RunResult
 from agentkit.sanitizer import ObjectSanitizer, SanitizeContext
+from agentkit.signing import build_codec
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.base import Store
 from agentkit.store.outbox import Outbox, OutboxStore
@@ -169,6 +170,7 @@ __all__ = [
     "UserExecutionEngine",
     "UserHasher",
     "__version__",
+    "build_codec",
     "cache_from_url",
     "configure_telemetry",
     "register_cache",
