@@ -91,6 +91,11 @@ class ObjectSanitizer:
             fast_path=fast_path,
         )
         self._kinds: dict[int, Any] = {}
+        # dict keys met by the previous exact key check (by identity), passes since the last
+        # exact check, and passes left before the byte scan is trusted again after a hit
+        self._key_prev: dict[int, str] = {}
+        self._since_exact = 0
+        self._scan_skip = 0
         self._fast: FastEncoder | None = FastEncoder() if fast_path else None
 
     # --- configuration ------------------------------------------------------------------
@@ -252,7 +257,23 @@ class ObjectSanitizer:
         matcher = cfg.matcher
         if cfg.redact_urls and matcher.might_contain_url_credentials(data):
             return True
+        fast = self._fast
+        if fast is not None and fast.seeds.strings:
+            # The keys this sanitizer keeps meeting are seeded: vetted (not secret-looking,
+            # no URL) and absent from ``data``, so a byte scan of ``data`` covers every
+            # other key. Every 16th pass, and for a while after the scan hits, the exact
+            # check runs instead (and refreshes the seeds).
+            self._since_exact += 1
+            if self._scan_skip > 0:
+                self._scan_skip -= 1
+            elif self._since_exact < _EXACT_EVERY:
+                if not matcher.might_contain_secret_key(data):
+                    return False
+                self._scan_skip = _EXACT_EVERY
+        self._since_exact = 0
         keys = _dict_keys(roots)
+        if keys is not None and fast is not None and len(keys) <= _LEARN_MAX_KEYS:
+            self._learn_keys(keys, fast)
         if keys is None:  # very many distinct keys: the byte pre-scan is cheaper
             if not matcher.might_contain_secret_key(data):
                 return False
@@ -260,7 +281,34 @@ class ObjectSanitizer:
             return False
         return any(_has_secret_key(root, matcher.is_secret_key) for root in roots)
 
+    def _learn_keys(self, keys: set[Any], fast: FastEncoder) -> None:
+        """Seed the str keys met by this exact check and the one before (recurring keys),
+        after vetting each: short, no URL, not secret-looking."""
+        cfg = self._cfg
+        # A seeded string costs 2 bytes of pickle for up to _SEED_MAX_LEN characters, so a
+        # native pass proves the total-bytes budget only if that budget is this much larger
+        # than the pass's size limit (it is with the defaults: 100 KB vs 64 MB).
+        if cfg.fast_limit * _SEED_MAX_LEN > cfg.max_total_bytes * 2:
+            return
+        max_len = min(_SEED_MAX_LEN, cfg.max_str_len)
+        prev = self._key_prev
+        matcher = cfg.matcher
+        now: dict[int, str] = {}
+        recurring: list[str] = []
+        for k in keys:
+            if type(k) is str and len(k) <= max_len:
+                now[id(k)] = k
+                if prev.get(id(k)) is k and "://" not in k and not matcher.is_secret_key(k):
+                    recurring.append(k)
+        self._key_prev = now
+        recurring.sort()
+        fast.seed_strings(tuple(recurring[:_SEED_MAX_STRINGS]))
 
+
+_EXACT_EVERY = 16
+_LEARN_MAX_KEYS = 256
+_SEED_MAX_LEN = 64
+_SEED_MAX_STRINGS = 64
 _CONTAINER_TYPES = frozenset((dict, list, tuple, set, frozenset))
 _is_container = _CONTAINER_TYPES.__contains__
 _is_dict = frozenset((dict,)).__contains__

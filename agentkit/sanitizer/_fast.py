@@ -97,14 +97,21 @@ _MAX_TZ_SEEDS = 8
 class Seeds:
     """One immutable snapshot of the memo seeds: the prologue bytes and the matching memo."""
 
-    __slots__ = ("memo", "prologue", "tzinfos")
+    __slots__ = ("memo", "prologue", "strings", "tzinfos")
 
     def __init__(
-        self, prologue: bytes, memo: dict[int, tuple[int, Any]], tzinfos: tuple[Any, ...]
+        self,
+        prologue: bytes,
+        memo: dict[int, tuple[int, Any]],
+        tzinfos: tuple[Any, ...],
+        strings: tuple[str, ...] = (),
     ) -> None:
         self.prologue = prologue
         self.memo = memo
         self.tzinfos = tzinfos
+        #: strings the caller vetted; a pass writes them as memo references, so they are
+        #: absent from its body (see :meth:`FastEncoder.seed_strings`)
+        self.strings = strings
 
 
 def _prologue(
@@ -191,12 +198,25 @@ class FastEncoder:
             base = (*allowed, UTC)
         self._base = base
         self._pickler = _Pickler
-        self._seeds = self._make_seeds(())
+        self._seeds = self._make_seeds((), ())
 
-    def _make_seeds(self, tzinfos: tuple[Any, ...]) -> Seeds:
-        prologue, memo = _prologue((*self._base, *tzinfos), self._pickler)
+    def _make_seeds(self, tzinfos: tuple[Any, ...], strings: tuple[str, ...]) -> Seeds:
+        prologue, memo = _prologue((*self._base, *tzinfos, *strings), self._pickler)
         self._tz_now.clear()  # the prologue's own pass is no evidence of reuse
-        return Seeds(prologue, memo, tzinfos)
+        return Seeds(prologue, memo, tzinfos, strings)
+
+    def seed_strings(self, strings: tuple[str, ...]) -> None:
+        """Replace the seeded strings (exact ``str`` objects, matched by identity).
+
+        A seeded string never appears in a pass's body, so the caller must have checked
+        whatever it would otherwise look for in the body (secret words, URL credentials).
+        """
+        seeds = self._seeds
+        if len(strings) == len(seeds.strings) and all(
+            a is b for a, b in zip(strings, seeds.strings, strict=True)
+        ):
+            return
+        self._seeds = self._make_seeds(seeds.tzinfos, strings)
 
     def last_rejected(self) -> int:
         """Id of the object that made the latest failed pass fail, if it was refused (a hint:
@@ -222,7 +242,7 @@ class FastEncoder:
         now.clear()
         if fresh:
             kept = (*seeds.tzinfos, *fresh)[-_MAX_TZ_SEEDS:]
-            self._seeds = self._make_seeds(kept)
+            self._seeds = self._make_seeds(kept, seeds.strings)
 
     def encode(self, obj: Any, limit: int, seeds: Seeds | None = None) -> bytes | None:
         """The body of a pickle of ``obj`` if it is entirely clean, acyclic and fits ``limit``.
