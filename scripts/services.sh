@@ -17,9 +17,9 @@ apt_install() {
 # --- Redis ------------------------------------------------------------------------------------
 have redis-server || apt_install redis-server
 if ! port_open 6379; then
-  mkdir -p /tmp/agentkit-redis
+  redis_dir="$(mktemp -d -t agentkit-redis.XXXXXX)"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-    --dir /tmp/agentkit-redis --logfile /tmp/agentkit-redis/redis.log
+    --dir "$redis_dir" --logfile "$redis_dir/redis.log"
   for _ in $(seq 50); do port_open 6379 && break; sleep 0.1; done
 fi
 port_open 6379 || die "Redis is not reachable on 127.0.0.1:6379 and could not be started"
