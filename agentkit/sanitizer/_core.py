@@ -9,7 +9,7 @@ from itertools import compress
 from typing import Any
 
 from agentkit.errors import ConfigurationError
-from agentkit.report import SanitizeReport
+from agentkit.report import ReportKind, SanitizeReport
 from agentkit.sanitizer import _safe
 from agentkit.sanitizer._config import Config, Handler, UnknownPolicy
 from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES, NATIVE_TYPES, FastEncoder, Seeds
@@ -166,7 +166,8 @@ class ObjectSanitizer:
             if data is not None and not self._needs_redaction(obj, data):
                 return obj, report, fast.finish(data, seeds)
         clean, pieces, walk_seeds = self._walk(obj, report)
-        return clean, report, self._pickle_clean(clean, obj, report, pieces, walk_seeds)
+        clean, data = self._pickle_clean(clean, obj, report, pieces, walk_seeds)
+        return clean, report, data
 
     # --- internals --------------------------------------------------------------------------
 
@@ -212,20 +213,21 @@ class ObjectSanitizer:
         report: SanitizeReport,
         pieces: list[tuple[Any, bytes]],
         seeds: Seeds | None,
-    ) -> bytes:
+    ) -> tuple[Any, bytes]:
+        """The clean value and its pickle; both change together when a fallback is needed."""
         fast = self._fast
         if fast is not None and seeds is not None and pieces:
             whole = fast.encode_with(clean, pieces, seeds)
             if whole is not None:
-                return whole
+                return clean, whole
         if fast is not None:
             seeds = fast.seeds
             data = fast.encode(clean, 1 << 62, seeds)
             if data is not None:
-                return fast.finish(data, seeds)
+                return clean, fast.finish(data, seeds)
         kept = safe_dumps(clean, 1 << 62)  # values kept by keep_picklable
         if kept is not None:
-            return kept
+            return clean, kept
         # keep_picklable objects that pickle differently the second time, or a stack too
         # deep for the caller's frame: fall back to a shallow, placeholder-only walk
         shallow = ObjectSanitizer(
@@ -239,9 +241,15 @@ class ObjectSanitizer:
         report.counts = dict(rep2.counts)
         report.entries_dropped = rep2.entries_dropped
         try:
-            return pickle.dumps(again, protocol=5)
-        except Exception:
-            return pickle.dumps(None, protocol=5)
+            return again, pickle.dumps(again, protocol=5)
+        except Exception as exc:  # never silently: the loss is reported at the root
+            report.add(
+                "$",
+                ReportKind.ERROR,
+                _safe.qualname_of_type(type(obj)),
+                f"clean output could not be pickled ({_safe.qualname_of_type(type(exc))})",
+            )
+            return None, pickle.dumps(None, protocol=5)
 
     def _needs_redaction(self, obj: Any, data: bytes) -> bool:
         return self._redaction_needed([obj], data)
