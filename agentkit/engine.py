@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agentkit._rebind import Rebinder
 from agentkit._records import make_result_record, make_run_record
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
@@ -81,7 +80,6 @@ class EngineRuntime:
     #: also write the run record when a run starts (not only when queued and when done)
     record_running: bool = True
     #: re-tags the store blob for the cache instead of encoding the result twice
-    rebinder: Rebinder | None = None
     #: the store's queued writes (``SQLiteStore.save_run_nowait``/``save_results_nowait``):
     #: a run's writes before its final record are queued, not awaited one by one
     save_run_nowait: Callable[[RunRecord], asyncio.Future[None]] | None = None
@@ -432,10 +430,7 @@ class UserExecutionEngine:
         try:
             with tel.step_span("agentkit.cache.set") as span:
                 ctx = key.encode()
-                if rt.rebinder is not None:
-                    cache_blob = rt.rebinder.rebind(blob, ctx)
-                else:
-                    cache_blob = rt.codec.encode_result(result, context=ctx)
+                cache_blob = rt.codec.rebind(blob, store_context(run.run_id, name), ctx)
                 span.set(payload_bytes=len(cache_blob))
                 timeout = rt.limits.cache_timeout
                 if timeout is None:

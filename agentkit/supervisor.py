@@ -30,7 +30,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from agentkit._dag import Plan, build_plan
-from agentkit._rebind import checked_rebinder
 from agentkit.agent import SubAgent
 from agentkit.backends import cache_from_url, store_from_url
 from agentkit.cache.base import Cache
@@ -51,7 +50,7 @@ from agentkit.result import SerializableAgentResult
 from agentkit.run import RunHandle, RunResult, RunState
 from agentkit.sanitizer import ObjectSanitizer
 from agentkit.scheduler import FairScheduler, Lane
-from agentkit.signing import build_codec, codec_signing_key
+from agentkit.signing import build_codec
 from agentkit.status import RunStatus
 from agentkit.store.base import Store
 from agentkit.store.outbox import OutboxStore
@@ -136,13 +135,7 @@ class Supervisor:
         self.executor: Executor = _executor(executor)
         if executor is None or isinstance(executor, str):
             self._owned.append(self.executor)
-        if codec is not None:
-            self.codec = codec
-            rebinder = checked_rebinder(codec, None) if codec.signing_key_id is None else None
-        else:
-            self.codec = build_codec(signing_key)
-            codec_key = None if signing_key is None else codec_signing_key(signing_key)
-            rebinder = checked_rebinder(self.codec, codec_key)
+        self.codec = codec if codec is not None else build_codec(signing_key)
         self.hasher = UserHasher(
             None if signing_key is None else derive_key(signing_key, "user-hash")
         )
@@ -163,7 +156,6 @@ class Supervisor:
             hasher=self.hasher,
             owner=self.owner,
             stats=self.stats,
-            rebinder=rebinder,
         )
         self._engines: dict[str, UserExecutionEngine] = {}
         self._scheduler: FairScheduler[RunState] = FairScheduler(

@@ -283,6 +283,35 @@ class Codec:
             mac = hmac.digest(key, b"".join((header, ctx_len, ctx, payload)), "sha256")
         return b"".join((header, payload, mac))
 
+    def rebind(
+        self,
+        blob: bytes | bytearray | memoryview,
+        from_context: bytes | str,
+        to_context: bytes | str,
+    ) -> bytes:
+        """``blob`` bound to ``to_context`` instead of ``from_context``, without re-encoding.
+
+        The engine writes one stage result to the store and to the cache under two contexts;
+        re-tagging costs two hashes instead of a second serialization. The blob must verify
+        under ``from_context`` first, so this never signs bytes the codec did not make.
+
+        Raises:
+            CodecError: ``blob`` does not verify under ``from_context`` (same errors as
+                :meth:`decode`), or it is signed with a key that is not in this keyring.
+        """
+        header, payload = self._open(blob, _context_bytes(from_context))
+        ctx = _context_bytes(to_context)
+        head = bytes(blob[: header.header_size])
+        signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
+        if header.flags & EnvelopeFlags.SIGNED:
+            key = self._keyring.get(header.key_id) if self._keyring is not None else None
+            if key is None:  # _open verified it, so the key is there; kept for the type checker
+                raise TamperedError(f"no key {header.key_id!r} in this codec's keyring")
+            mac = hmac.digest(key, signed_part, "sha256")
+        else:
+            mac = hashlib.sha256(_UNSIGNED_PREFIX + signed_part).digest()
+        return b"".join((head, payload, mac))
+
     # --- decoding -----------------------------------------------------------------------
 
     def inspect(self, blob: bytes | bytearray | memoryview) -> BlobInfo:
