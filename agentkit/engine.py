@@ -79,7 +79,6 @@ class EngineRuntime:
     stats: EngineStats = field(default_factory=EngineStats)
     #: also write the run record when a run starts (not only when queued and when done)
     record_running: bool = True
-    #: re-tags the store blob for the cache instead of encoding the result twice
     #: the store's queued writes (``SQLiteStore.save_run_nowait``/``save_results_nowait``):
     #: a run's writes before its final record are queued, not awaited one by one
     save_run_nowait: Callable[[RunRecord], asyncio.Future[None]] | None = None
