@@ -258,10 +258,10 @@ def _as_int(name: str, raw: object) -> int:
 def _as_ttl(raw: object) -> float | None:
     if raw is None or (isinstance(raw, str) and raw.lower() in ("", "none", "0")):
         return None
-    if isinstance(raw, bool):
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise ConfigurationError(f"ttl must be positive seconds or 'none', got {raw!r}")
     try:
-        value = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        value = float(raw)
+    except ValueError:
         raise ConfigurationError(f"ttl must be positive seconds or 'none', got {raw!r}") from None
     return None if value == 0 else value
