@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import math
 import resource
@@ -93,17 +94,25 @@ async def floor(users: int, runs: int) -> float:
 
 
 class ReplayExecutor(InProcessExecutor):
-    """Runs each agent once, then returns that outcome again: the engine without the stage."""
+    """Runs each agent once, then returns that outcome again: the engine without the stage.
+
+    The replayed blob is re-tagged for each job's context (two hashes), as the engine checks it.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._outcomes: dict[str, StageOutcome] = {}
+        self._outcomes: dict[str, tuple[StageOutcome, bytes]] = {}
 
     async def run_stage(self, job: StageJob, emit: EmitFn) -> StageOutcome:
-        outcome = self._outcomes.get(job.agent)
-        if outcome is None:
-            outcome = self._outcomes[job.agent] = await super().run_stage(job, emit)
-        return outcome
+        first = self._outcomes.get(job.agent)
+        if first is None:
+            outcome = await super().run_stage(job, emit)
+            self._outcomes[job.agent] = (outcome, job.blob_context)
+            return outcome
+        outcome, context = first
+        assert self._rt is not None
+        blob = self._rt.codec.rebind(outcome.blob, context, job.blob_context)
+        return dataclasses.replace(outcome, blob=blob)
 
 
 class NoopCache(BaseCache):
