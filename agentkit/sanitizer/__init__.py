@@ -8,6 +8,7 @@
 ['$.api_key']
 """
 
+from agentkit.sanitizer._compiled import native_available
 from agentkit.sanitizer._config import Handler, SanitizeContext
 from agentkit.sanitizer._core import ObjectSanitizer
 from agentkit.sanitizer.handlers import PLACEHOLDER_KEY, is_placeholder
@@ -21,4 +22,5 @@ __all__ = [
     "ObjectSanitizer",
     "SanitizeContext",
     "is_placeholder",
+    "native_available",
 ]

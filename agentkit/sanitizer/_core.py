@@ -11,6 +11,7 @@ from typing import Any
 from agentkit.errors import ConfigurationError
 from agentkit.report import ReportKind, SanitizeReport
 from agentkit.sanitizer import _safe
+from agentkit.sanitizer._compiled import NativePass, native_available
 from agentkit.sanitizer._config import Config, Handler, UnknownPolicy
 from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES, NATIVE_TYPES, FastEncoder, Seeds
 from agentkit.sanitizer._keep import safe_dumps
@@ -51,6 +52,9 @@ class ObjectSanitizer:
             the key with separators removed); numbers and None under such keys are kept.
         redact_urls: replace passwords inside URL strings (``redis://u:***@host``).
         fast_path: use the native pass for clean values (turn off only to compare).
+        native: use the compiled pass (``_native.c``) when it is built: it cleans and
+            pickles in one C pass and calls the walk only for foreign objects. False keeps
+            the pure-Python fast path (the one used where the module is not built).
 
     Raises:
         ConfigurationError: an option is out of range.
@@ -71,6 +75,7 @@ class ObjectSanitizer:
         secret_keys: Iterable[str] = DEFAULT_SECRET_KEYS,
         redact_urls: bool = True,
         fast_path: bool = True,
+        native: bool = True,
     ) -> None:
         if isinstance(secret_keys, str):
             raise ConfigurationError(
@@ -97,6 +102,10 @@ class ObjectSanitizer:
         self._since_exact = 0
         self._scan_skip = 0
         self._fast: FastEncoder | None = FastEncoder() if fast_path else None
+        self._use_native = fast_path and native and native_available()
+        self._native: NativePass | None = (
+            NativePass(self._cfg, self._kinds, FAST_INSTANCE_TYPES) if self._use_native else None
+        )
 
     # --- configuration ------------------------------------------------------------------
 
@@ -137,6 +146,8 @@ class ObjectSanitizer:
                 if not any(id(c) in self._cfg.handlers for c in _safe.mro(t))
             ]
             self._fast = FastEncoder(keep)
+            if self._use_native:
+                self._native = NativePass(self._cfg, self._kinds, keep)
 
     # --- sanitizing -----------------------------------------------------------------------
 
@@ -145,6 +156,10 @@ class ObjectSanitizer:
 
         When ``obj`` is already clean it is returned as is (not copied).
         """
+        if self._native is not None:
+            done = self._native.run(obj)
+            if done is not None:
+                return done[0], done[1]
         report = SanitizeReport(max_entries=self._cfg.max_report_entries)
         if self._fast is not None:
             data = self._fast.encode(obj, self._cfg.fast_limit)
@@ -158,6 +173,10 @@ class ObjectSanitizer:
         ``pickle_bytes`` is the protocol-5 stdlib pickle of ``clean``, produced by the same
         native pass that validated it when ``obj`` was already clean.
         """
+        if self._native is not None:
+            done = self._native.run(obj)
+            if done is not None:
+                return done
         report = SanitizeReport(max_entries=self._cfg.max_report_entries)
         fast = self._fast
         if fast is not None:

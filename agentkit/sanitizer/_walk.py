@@ -121,24 +121,27 @@ class Walker(ScalarsMixin):
 
     # --- driver -----------------------------------------------------------------------
 
-    def run(self, root: Any) -> Any:
-        """Sanitize ``root``; never raises (except BaseExceptions like KeyboardInterrupt)."""
+    def run(self, root: Any, path: Path = None, depth: int = 0) -> Any:
+        """Sanitize ``root``; never raises (except BaseExceptions like KeyboardInterrupt).
+
+        ``path`` and ``depth`` place ``root`` inside a larger value (whose containers on the
+        way to it the caller has put in ``active``).
+        """
         try:
-            return self._run(root)
+            return self._run(root, path, depth)
         finally:
             if self.dropped:
                 self.report.entries_dropped += self.dropped
                 self.dropped = 0
 
-    def _run(self, root: Any) -> Any:
-        first = self._visit_guarded(root, None, 0)
+    def _run(self, root: Any, path: Path, base: int) -> Any:
+        first = self._visit_guarded(root, path, base)
         if type(first) is not _GEN:
             return first
-        stack: list[tuple[Generator[Any, Any, Any], Path, int]] = [(first, None, id(root))]
-        self.active[id(root)] = None
+        stack: list[tuple[Generator[Any, Any, Any], Path, int]] = [(first, path, id(root))]
+        self.active[id(root)] = path
         send: Any = None
         gen: Generator[Any, Any, Any] = first
-        path: Path = None
         while True:
             try:
                 req = gen.send(send)
@@ -150,7 +153,7 @@ class Walker(ScalarsMixin):
             else:
                 child, seg = req
                 cpath = (path, seg)
-                value = self._visit_guarded(child, cpath, len(stack))
+                value = self._visit_guarded(child, cpath, base + len(stack))
                 if type(value) is _GEN:
                     self.active[id(child)] = cpath
                     stack.append((value, cpath, id(child)))

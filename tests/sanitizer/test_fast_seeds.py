@@ -16,7 +16,7 @@ def _payload(tz: object) -> dict[str, object]:
 
 
 def test_reused_timezone_is_seeded_and_round_trips() -> None:
-    san = ObjectSanitizer()
+    san = ObjectSanitizer(native=False)
     tz = timezone(timedelta(hours=2), "CEST")
     value = _payload(tz)
     sizes = []
@@ -33,7 +33,7 @@ def test_reused_timezone_is_seeded_and_round_trips() -> None:
 
 
 def test_reused_zoneinfo_is_seeded_and_round_trips() -> None:
-    san = ObjectSanitizer()
+    san = ObjectSanitizer(native=False)
     value = _payload(ZoneInfo("Europe/Paris"))
     for _ in range(3):
         _, _, data = san.sanitize_pickled(value)
@@ -44,7 +44,7 @@ def test_reused_zoneinfo_is_seeded_and_round_trips() -> None:
 
 
 def test_fresh_timezones_are_not_seeded_and_seeds_stay_bounded() -> None:
-    san = ObjectSanitizer()
+    san = ObjectSanitizer(native=False)
     assert san._fast is not None
     for i in range(30):  # a new timezone object per call: never reused, never seeded
         value = _payload(timezone(timedelta(minutes=i + 1)))
@@ -62,7 +62,7 @@ def test_fresh_timezones_are_not_seeded_and_seeds_stay_bounded() -> None:
 
 
 def test_seeded_timezone_inside_a_walked_value_round_trips() -> None:
-    san = ObjectSanitizer()
+    san = ObjectSanitizer(native=False)
     tz = timezone(timedelta(hours=-5))
     clean_part = _payload(tz)
     for _ in range(3):
@@ -90,7 +90,7 @@ def test_walk_after_a_failed_native_pass_matches_the_pure_walk() -> None:
             {"only": (1, 2, lock)},
         ]
 
-    fast, slow = ObjectSanitizer(), ObjectSanitizer(fast_path=False)
+    fast, slow = ObjectSanitizer(native=False), ObjectSanitizer(fast_path=False)
     for a, b in zip(shapes(), shapes(), strict=True):
         clean_a, rep_a, data = fast.sanitize_pickled(a)
         clean_b, rep_b = slow.sanitize(b)
@@ -104,7 +104,7 @@ def test_walk_after_a_failed_native_pass_matches_the_pure_walk() -> None:
 def test_seeds_change_safely_while_other_threads_encode() -> None:
     import threading
 
-    san = ObjectSanitizer()
+    san = ObjectSanitizer(native=False)
     zones = [timezone(timedelta(minutes=15 * i)) for i in range(1, 13)]  # > the seed bound
     errors: list[str] = []
 

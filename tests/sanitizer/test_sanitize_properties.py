@@ -16,7 +16,8 @@ from agentkit.report import ReportKind
 from agentkit.sanitizer import ObjectSanitizer
 from agentkit.sanitizer.redact import DEFAULT_SECRET_KEYS, normalise_key
 
-FAST = ObjectSanitizer()
+FAST = ObjectSanitizer()  # the compiled pass where it is built
+FAST_PY = ObjectSanitizer(native=False)
 SLOW = ObjectSanitizer(fast_path=False)
 
 
@@ -67,7 +68,7 @@ clean_values = st.recursive(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clean_values)
 def test_safe_structures_come_back_equal_with_an_empty_report(value: Any) -> None:
-    for sanitizer in (FAST, SLOW):
+    for sanitizer in (FAST, FAST_PY, SLOW):
         clean, report, blob = sanitizer.sanitize_pickled(value)
         assert clean == value
         assert type(clean) is type(value)
@@ -124,7 +125,7 @@ def test_live_objects_at_random_paths_are_reported_at_exactly_those_paths(
         else:
             expected.append(f"{path}.live_{n}")
             target[f"live_{n}"] = live
-    for sanitizer in (FAST, SLOW):
+    for sanitizer in (FAST, FAST_PY, SLOW):
         clean, report = sanitizer.sanitize(root)
         assert sorted(report.paths) == sorted(expected)
         assert {e.kind for e in report.entries} <= {ReportKind.REPLACED, ReportKind.SUMMARISED}

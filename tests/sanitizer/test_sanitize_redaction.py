@@ -12,6 +12,9 @@ from pydantic import BaseModel, SecretBytes, SecretStr
 from agentkit.report import ReportKind
 from agentkit.sanitizer import REDACTED, ObjectSanitizer
 
+# the compiled pass, the pure-Python fast path, the walk alone
+MODES = {"native": {}, "python-fast": {"native": False}, "walk": {"fast_path": False}}
+
 
 @pytest.mark.parametrize(
     "key",
@@ -37,10 +40,10 @@ from agentkit.sanitizer import REDACTED, ObjectSanitizer
         "tök_token",
     ],
 )
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_secret_keys_are_redacted_on_both_paths(key: str, fast_path: bool) -> None:
+@pytest.mark.parametrize("mode", list(MODES))
+def test_secret_keys_are_redacted_on_both_paths(key: str, mode: str) -> None:
     obj = {"outer": [{key: "s3cr3t", "keep": "visible"}]}
-    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize(obj)
+    clean, report = ObjectSanitizer(**MODES[mode]).sanitize(obj)
     assert clean == {"outer": [{key: REDACTED, "keep": "visible"}]}
     assert len(report.entries) == 1
     entry = report.entries[0]
@@ -104,9 +107,9 @@ def test_pydantic_secrets() -> None:
         ("see redis://u:p@h and amqp://v:q@i", "see redis://u:***@h and amqp://v:***@i"),
     ],
 )
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_url_credentials(url: str, expected: str, fast_path: bool) -> None:
-    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize({"dsn": [url]})
+@pytest.mark.parametrize("mode", list(MODES))
+def test_url_credentials(url: str, expected: str, mode: str) -> None:
+    clean, report = ObjectSanitizer(**MODES[mode]).sanitize({"dsn": [url]})
     assert clean == {"dsn": [expected]}
     assert report.paths == ["$.dsn[0]"] and report.entries[0].kind is ReportKind.REDACTED
 
@@ -175,20 +178,20 @@ def test_url_credentials_in_exception_messages_are_redacted() -> None:
     assert report.counts == {"replaced": 1, "redacted": 2}
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_bytes_keys_and_the_environment(fast_path: bool) -> None:
+@pytest.mark.parametrize("mode", list(MODES))
+def test_bytes_keys_and_the_environment(mode: str) -> None:
     import os
 
     obj = {b"AWS_SECRET_ACCESS_KEY": b"abc", b"HOME": b"/root"}
-    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize(obj)
+    clean, report = ObjectSanitizer(**MODES[mode]).sanitize(obj)
     assert clean == {b"AWS_SECRET_ACCESS_KEY": REDACTED, b"HOME": b"/root"}
     assert report.paths == ["$[b'AWS_SECRET_ACCESS_KEY']"]
-    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize({"env": os.environ})
+    clean, report = ObjectSanitizer(**MODES[mode]).sanitize({"env": os.environ})
     assert clean["env"] == {"__agentkit_placeholder__": "environment", "type": "os._Environ"}
 
 
-@pytest.mark.parametrize("fast_path", [True, False])
-def test_numeric_only_structures_under_secret_keys_are_kept(fast_path: bool) -> None:
+@pytest.mark.parametrize("mode", list(MODES))
+def test_numeric_only_structures_under_secret_keys_are_kept(mode: str) -> None:
     kept = {
         "token_stats": {"in_mean": 1.5, "in_p50": 12, "by_day": [[1, 2], [3, 4]]},
         "tokens": [10, 20, None, True],
@@ -198,7 +201,7 @@ def test_numeric_only_structures_under_secret_keys_are_kept(fast_path: bool) -> 
         "token_list": [1, "sk-live-abc"],
         "secret_counts": {"f9d3a2b4c5d6e7f8a9b0c1d2e3f4": 1},  # too long to be a field name
     }
-    clean, report = ObjectSanitizer(fast_path=fast_path).sanitize({**kept, **redacted})
+    clean, report = ObjectSanitizer(**MODES[mode]).sanitize({**kept, **redacted})
     assert {k: clean[k] for k in kept} == kept
     assert all(clean[k] == REDACTED for k in redacted)
     assert sorted(report.paths) == sorted(f"$.{k}" for k in redacted)

@@ -41,7 +41,7 @@ def _kinds(report: Any) -> list[tuple[str, ReportKind]]:
 
 
 def test_recurring_keys_are_seeded_and_the_pickle_round_trips() -> None:
-    san = ObjectSanitizer()
+    san = ObjectSanitizer(native=False)
     _warm(san)
     value = _records()
     clean, report, data = san.sanitize_pickled(value)
@@ -51,7 +51,7 @@ def test_recurring_keys_are_seeded_and_the_pickle_round_trips() -> None:
 
 
 def test_secrets_are_still_found_on_every_pass_after_seeding() -> None:
-    san = ObjectSanitizer()
+    san = ObjectSanitizer(native=False)
     _warm(san)
     for i in range(40):  # crosses the periodic exact checks and the scan-only passes
         value = _records()
@@ -77,7 +77,7 @@ def test_secrets_are_still_found_on_every_pass_after_seeding() -> None:
 
 
 def test_a_tight_byte_budget_disables_key_seeding() -> None:
-    san = ObjectSanitizer(max_total_bytes=200_000)  # not 32x the 100 KB native limit
+    san = ObjectSanitizer(native=False, max_total_bytes=200_000)  # not 32x the 100 KB native limit
     for _ in range(4):
         san.sanitize_pickled(_records())
     assert san._fast is not None and san._fast.seeds.strings == ()
