@@ -81,8 +81,11 @@ async def test_sigkill_loses_no_acknowledged_run(tmp_path: Path) -> None:
             if len(acked) >= 400 or time.monotonic() > deadline:
                 break
         os.kill(proc.pid, signal.SIGKILL)
-        # whatever the process printed before it died is also acknowledged
-        rest_out, _ = proc.communicate(timeout=30)
+        # whatever the process printed before it died is also acknowledged; read it through
+        # the same text stream (communicate() would read the pipe directly and lose the
+        # lines this stream has already buffered but not yet yielded)
+        proc.wait(timeout=30)
+        rest_out = proc.stdout.read()
         for line in rest_out.splitlines():
             kind, user, run_id, *_ = line.split()
             (acked if kind == "ACK" else submitted)[run_id] = user

@@ -98,6 +98,7 @@ typedef struct {
     PyObject *anc[HARD_DEPTH + 1];
     PyObject *seg_key[HARD_DEPTH + 1];
     Py_ssize_t seg_idx[HARD_DEPTH + 1];
+    PyObject *copy[HARD_DEPTH + 1]; /* the clean copy of anc[d], once it needs one */
 } State;
 
 /* ---- output buffer ------------------------------------------------------------------ */
@@ -422,7 +423,7 @@ static int put_tz(State *st, PyObject *tz) {
     }
     if (put1(st, OP_MEMOIZE) < 0) return -1;
     if (st->ntz < MAX_TZ_MEMO) {
-        st->tz_obj[st->ntz] = tz; /* borrowed: the value being encoded keeps it alive */
+        st->tz_obj[st->ntz] = Py_NewRef(tz); /* held: its address must stay its own */
         st->tz_idx[st->ntz] = st->memo_next;
         st->ntz++;
     }
@@ -538,6 +539,7 @@ static int put_instance(State *st, PyObject *o) {
 /* ---- the walk ---------------------------------------------------------------------------- */
 
 static PyObject *enc_value(State *st, PyObject *o, int depth);
+static int take_snapshots(State *st, int depth);
 
 static PyObject *call_other(State *st, PyObject *o, int depth) {
     Encoder *e = st->enc;
@@ -545,6 +547,7 @@ static PyObject *call_other(State *st, PyObject *o, int depth) {
         st->bail = 1;
         return NULL;
     }
+    if (take_snapshots(st, depth) < 0) return NULL;
     PyObject *segs = PyTuple_New(depth), *anc = PyTuple_New(depth);
     if (segs == NULL || anc == NULL) {
         Py_XDECREF(segs);
@@ -665,6 +668,41 @@ static int secret_hit(State *st, PyObject *k, PyObject *v) {
     return numeric < 0 ? -1 : !numeric;
 }
 
+/* Copies of dicts and lists on the way to a replaced object are taken just before the walk
+ * is called (take_snapshots), while they still hold exactly what this pass has read; from
+ * then on every item the pass reads is written into the copy. Whatever Python code then
+ * does to the originals (a registered handler mutating the value), the copy and the pickle
+ * hold the same, checked items. */
+static int take_snapshots(State *st, int depth) {
+    for (int d = 0; d < depth; d++) {
+        if (st->copy[d] != NULL) continue;
+        PyObject *a = st->anc[d];
+        if (PyDict_CheckExact(a))
+            st->copy[d] = PyDict_Copy(a);
+        else if (PyList_CheckExact(a))
+            st->copy[d] = PyList_GetSlice(a, 0, PyList_GET_SIZE(a));
+        else
+            continue; /* tuples cannot change: copied when an item does */
+        if (st->copy[d] == NULL) return -1;
+    }
+    return 0;
+}
+
+static PyObject *finish_container(State *st, PyObject *c, int depth, char op) {
+    PyObject *copy = st->copy[depth];
+    st->copy[depth] = NULL;
+    if (put1(st, op) < 0) {
+        Py_XDECREF(copy);
+        return NULL;
+    }
+    return copy != NULL ? copy : Py_NewRef(c);
+}
+
+static PyObject *fail_container(State *st, int depth) {
+    Py_CLEAR(st->copy[depth]);
+    return NULL;
+}
+
 static PyObject *enc_dict(State *st, PyObject *d, int depth) {
     Encoder *e = st->enc;
     Py_ssize_t n = PyDict_GET_SIZE(d);
@@ -675,9 +713,10 @@ static PyObject *enc_dict(State *st, PyObject *d, int depth) {
     if (put1(st, OP_EMPTY_DICT) < 0) return NULL;
     if (n == 0) return Py_NewRef(d);
     if (put1(st, OP_MARK) < 0) return NULL;
-    PyObject *copy = NULL, *k, *v;
+    PyObject *k, *v;
     Py_ssize_t pos = 0;
     st->anc[depth] = d;
+    st->copy[depth] = NULL;
     while (PyDict_Next(d, &pos, &k, &v)) {
         Py_INCREF(k);
         Py_INCREF(v);
@@ -698,23 +737,17 @@ static PyObject *enc_dict(State *st, PyObject *d, int depth) {
             Py_CLEAR(cv);
             st->bail = 1;
         }
-        if (cv != NULL && cv != v) {
-            if (copy == NULL) copy = PyDict_Copy(d);
-            if (copy == NULL || PyDict_SetItem(copy, k, cv) < 0) Py_CLEAR(cv);
+        if (cv != NULL && (cv != v || st->copy[depth] != NULL)) {
+            if (st->copy[depth] == NULL) st->copy[depth] = PyDict_Copy(d);
+            if (st->copy[depth] == NULL || PyDict_SetItem(st->copy[depth], k, cv) < 0)
+                Py_CLEAR(cv);
         }
         Py_DECREF(k);
         Py_DECREF(v);
-        if (cv == NULL) {
-            Py_XDECREF(copy);
-            return NULL;
-        }
+        if (cv == NULL) return fail_container(st, depth);
         Py_DECREF(cv);
     }
-    if (put1(st, OP_SETITEMS) < 0) {
-        Py_XDECREF(copy);
-        return NULL;
-    }
-    return copy != NULL ? copy : Py_NewRef(d);
+    return finish_container(st, d, depth, OP_SETITEMS);
 }
 
 static PyObject *enc_seq(State *st, PyObject *s, int depth, int is_list) {
@@ -733,29 +766,24 @@ static PyObject *enc_seq(State *st, PyObject *s, int depth, int is_list) {
     } else if (n > 3 && put1(st, OP_MARK) < 0) {
         return NULL;
     }
-    PyObject *copy = NULL;
     st->anc[depth] = s;
-    st->seg_key[depth] = NULL;
+    st->copy[depth] = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         if (is_list && PyList_GET_SIZE(s) != n) { /* changed by a handler */
             st->bail = 1;
-            Py_XDECREF(copy);
-            return NULL;
+            return fail_container(st, depth);
         }
         PyObject *v = is_list ? PyList_GET_ITEM(s, i) : PyTuple_GET_ITEM(s, i);
         Py_INCREF(v);
         st->seg_key[depth] = NULL;
         st->seg_idx[depth] = i;
         PyObject *cv = enc_value(st, v, depth + 1);
-        if (cv == NULL) {
-            Py_DECREF(v);
-            Py_XDECREF(copy);
-            return NULL;
-        }
+        Py_DECREF(v);
+        if (cv == NULL) return fail_container(st, depth);
+        PyObject *copy = st->copy[depth];
         if (copy == NULL && cv != v) {
-            copy = is_list ? PyList_GetSlice(s, 0, n) : PyTuple_New(n);
+            copy = st->copy[depth] = is_list ? PyList_GetSlice(s, 0, n) : PyTuple_New(n);
             if (copy == NULL) {
-                Py_DECREF(v);
                 Py_DECREF(cv);
                 return NULL;
             }
@@ -763,22 +791,22 @@ static PyObject *enc_seq(State *st, PyObject *s, int depth, int is_list) {
                 for (Py_ssize_t j = 0; j < i; j++)
                     PyTuple_SET_ITEM(copy, j, Py_NewRef(PyTuple_GET_ITEM(s, j)));
         }
-        Py_DECREF(v);
-        if (copy != NULL) {
-            if (is_list)
-                PyList_SetItem(copy, i, cv); /* steals cv */
-            else
-                PyTuple_SET_ITEM(copy, i, cv);
-        } else {
+        if (copy == NULL) {
             Py_DECREF(cv);
+        } else if (is_list) {
+            if (i >= PyList_GET_SIZE(copy)) { /* a snapshot of a list that had shrunk */
+                Py_DECREF(cv);
+                st->bail = 1;
+                return fail_container(st, depth);
+            }
+            PyList_SetItem(copy, i, cv); /* steals cv */
+        } else {
+            PyTuple_SET_ITEM(copy, i, cv);
         }
     }
-    char op = is_list ? OP_APPENDS : (n == 1 ? OP_TUPLE1 : n == 2 ? OP_TUPLE2 : n == 3 ? OP_TUPLE3 : OP_TUPLE);
-    if (put1(st, op) < 0) {
-        Py_XDECREF(copy);
-        return NULL;
-    }
-    return copy != NULL ? copy : Py_NewRef(s);
+    char op = is_list ? OP_APPENDS
+                      : (n == 1 ? OP_TUPLE1 : n == 2 ? OP_TUPLE2 : n == 3 ? OP_TUPLE3 : OP_TUPLE);
+    return finish_container(st, s, depth, op);
 }
 
 static PyObject *enc_set(State *st, PyObject *s, int frozen) {
@@ -877,6 +905,7 @@ static PyObject *Encoder_encode(Encoder *self, PyObject *const *args, Py_ssize_t
     Py_XDECREF(clean);
     if (st->nkeys)
         for (int i = 0; i < KEY_SLOTS; i++) Py_XDECREF(st->key_obj[i]);
+    for (int i = 0; i < st->ntz; i++) Py_DECREF(st->tz_obj[i]);
     int bail = st->bail;
     PyMem_Free(st->buf);
     PyMem_Free(st);

@@ -293,3 +293,26 @@ def test_repeated_passes_do_not_leak() -> None:
     tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert grown < 200_000, f"{grown} bytes kept after 6000 passes"
+
+
+def test_a_handler_replacing_checked_items_in_place_cannot_smuggle_them_in() -> None:
+    class Token:
+        pass
+
+    shared: dict[str, Any] = {"first": "clean", "t": Token()}
+    value = {"rows": ["checked", Token(), "later"], "d": shared}
+
+    def swap(obj: Token, ctx: SanitizeContext) -> str:
+        value["rows"][0] = threading.Lock()  # already checked by the pass
+        value["rows"][2] = threading.Lock()  # not read yet: it will be, and cleaned
+        shared["first"] = threading.Lock()
+        return "token"
+
+    san = ObjectSanitizer()
+    san.register(Token, swap)
+    clean, _, data = san.sanitize_pickled(value)
+    assert pickle.loads(data) == clean  # the value and its pickle agree
+    assert pickle.dumps(clean)  # and nothing live slipped into the value
+    assert clean["rows"][0] == "checked"  # the copy keeps what the pass read and wrote
+    assert clean["rows"][2]["__agentkit_placeholder__"] == "lock"  # read later: cleaned
+    assert clean["d"]["first"]["__agentkit_placeholder__"] == "lock"
