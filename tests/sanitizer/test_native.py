@@ -316,3 +316,21 @@ def test_a_handler_replacing_checked_items_in_place_cannot_smuggle_them_in() -> 
     assert clean["rows"][0] == "checked"  # the copy keeps what the pass read and wrote
     assert clean["rows"][2]["__agentkit_placeholder__"] == "lock"  # read later: cleaned
     assert clean["d"]["first"]["__agentkit_placeholder__"] == "lock"
+
+
+def test_passes_leave_reference_counts_as_they_were() -> None:
+    import sys
+
+    key = "".join(["recurring", "_key"])  # a fresh str object, not an interned constant
+    tz = timezone(timedelta(hours=3))
+    stamp = datetime(2024, 1, 1, tzinfo=tz)
+    lock = threading.Lock()
+    value = {key: [stamp, {key: 1}], "live": lock, "t": (1, lock)}
+    tracked = (key, tz, stamp, lock, value, value[key])
+    NATIVE.sanitize_pickled(value)  # the key matcher's cache keeps the key it has seen
+    before = [sys.getrefcount(o) for o in tracked]
+    for _ in range(100):
+        NATIVE.sanitize_pickled(value)
+        NATIVE.sanitize_pickled(value[key])
+    gc.collect()
+    assert [sys.getrefcount(o) for o in tracked] == before
