@@ -11,16 +11,13 @@ absent and :func:`native_available` is False.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
 from types import ModuleType
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from agentkit.report import SanitizeReport
 from agentkit.sanitizer._config import Config
+from agentkit.sanitizer._fast import FAST_INSTANCE_TYPES
 from agentkit.sanitizer._kinds import numeric_only
 from agentkit.sanitizer._walk import Walker
 
@@ -33,16 +30,7 @@ except ImportError:  # built without a compiler: the pure-Python fast path is us
 __all__ = ["NativePass", "native_available"]
 
 #: the classes the C pass encodes itself, in the order its ``allowed`` bits use
-_CLASSES: tuple[type, ...] = (
-    datetime,
-    date,
-    time,
-    timedelta,
-    timezone,
-    uuid.UUID,
-    Decimal,
-    ZoneInfo,
-)
+_CLASSES: tuple[type, ...] = FAST_INSTANCE_TYPES
 
 
 def native_available() -> bool:

@@ -24,7 +24,8 @@
 #define KEY_SLOTS 512 /* open-addressing table of memoized dict keys (power of two) */
 #define MAX_KEYS 256
 
-enum { C_DATETIME, C_DATE, C_TIME, C_TIMEDELTA, C_TIMEZONE, C_UUID, C_DECIMAL, C_ZONEINFO, N_CLS };
+/* the order of FAST_INSTANCE_TYPES in _fast.py, which the Python side passes in */
+enum { C_ZONEINFO, C_DATETIME, C_DATE, C_TIME, C_TIMEDELTA, C_TIMEZONE, C_UUID, C_DECIMAL, N_CLS };
 
 /* pickle opcodes (protocol 2-5) */
 #define OP_MARK '('
@@ -936,6 +937,17 @@ static int Encoder_init(Encoder *self, PyObject *args, PyObject *kw) {
         if (*lim[i] == -1 && PyErr_Occurred()) return -1;
     }
     if (self->max_depth >= HARD_DEPTH) self->max_depth = HARD_DEPTH - 1;
+    /* the datetime macros read C structs: the classes must be the real ones, in our order */
+    if (PyTuple_GET_ITEM(classes, C_DATETIME) != (PyObject *)PyDateTimeAPI->DateTimeType ||
+        PyTuple_GET_ITEM(classes, C_DATE) != (PyObject *)PyDateTimeAPI->DateType ||
+        PyTuple_GET_ITEM(classes, C_TIME) != (PyObject *)PyDateTimeAPI->TimeType ||
+        PyTuple_GET_ITEM(classes, C_TIMEDELTA) != (PyObject *)PyDateTimeAPI->DeltaType ||
+        PyTuple_GET_ITEM(classes, C_TIMEZONE) != (PyObject *)Py_TYPE(PyDateTimeAPI->TimeZone_UTC)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "classes must be (ZoneInfo, datetime, date, time, timedelta, timezone, "
+                        "UUID, Decimal)");
+        return -1;
+    }
     for (int i = 0; i < N_CLS; i++) {
         PyObject *pair = PyTuple_GET_ITEM(names, i);
         if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
