@@ -448,8 +448,7 @@ class UserExecutionEngine:
                 error_type_name(exc),
             )
         try:
-            with tel.step_span("agentkit.store.save") as span:
-                span.set(payload_bytes=len(blob))
+            with tel.step_span("agentkit.store.save", payload_bytes=len(blob)):
                 nowait = rt.save_results_nowait
                 if nowait is not None:
                     run.pending_writes.append(nowait([_record(result, blob)]))

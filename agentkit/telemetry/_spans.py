@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Mapping
 from contextvars import Token
 from types import TracebackType
@@ -27,6 +28,7 @@ __all__ = [
     "ATTRIBUTE_ALIASES",
     "NOOP_SCOPE",
     "NOOP_SPAN",
+    "LeafScope",
     "SpanHandle",
     "SpanScope",
     "error_type_of",
@@ -70,6 +72,7 @@ _INTERNAL: Final = SpanKind.INTERNAL
 _attach = otel_context.attach
 _detach = otel_context.detach
 _set_span_in_context = trace.set_span_in_context
+_time_ns = time.time_ns
 
 
 def alias(key: str) -> str:
@@ -264,9 +267,7 @@ def event_attributes(
 class SpanScope(SpanHandle):
     """One span: a context manager that starts it, makes it current and ends it on exit.
 
-    With ``current=False`` the span is not made current (work inside the ``with`` that
-    starts spans of its own parents them to the enclosing span): saves a context copy, a
-    ``contextvars`` set and reset per span where nothing inside starts spans.
+    Steps with nothing inside that starts spans use :class:`LeafScope` instead.
     The scope is also the handle it yields (one object per span, not two). An exception
     leaving the ``with`` marks the span failed (``error.type``, status ERROR) unless
     :meth:`SpanHandle.set_outcome` was already called; the exception still propagates.
@@ -275,7 +276,6 @@ class SpanScope(SpanHandle):
     __slots__ = (
         "_attrs",
         "_content",
-        "_current",
         "_name",
         "_open",
         "_outcome_set",
@@ -297,10 +297,8 @@ class SpanScope(SpanHandle):
         parent: Context | None,
         record_content: bool,
         status_key: str | None,
-        current: bool = True,
     ) -> None:
         self._tracer = tracer
-        self._current = current
         self._open = False
         self._name = name
         self._attrs = attributes
@@ -316,8 +314,7 @@ class SpanScope(SpanHandle):
             self._name, context=parent, kind=_INTERNAL, attributes=self._attrs or None
         )
         self._open = True
-        if self._current:
-            self._token = _attach(_set_span_in_context(span, parent))
+        self._token = _attach(_set_span_in_context(span, parent))
         return self
 
     def __exit__(
@@ -413,6 +410,136 @@ class SpanScope(SpanHandle):
     def record_output(self, output: object) -> None:
         if self._content:
             self._span.set_attribute("agentkit.output", content_text(output))
+
+
+class LeafScope(SpanHandle):
+    """A step span recorded when its work is done: one ``start_span`` + ``end`` on exit.
+
+    For steps with nothing inside that starts spans (``agentkit.clean_result``,
+    ``agentkit.codec.encode``): the span is never made current, so it need not exist while
+    the work runs. On entry the scope only reads the clock; attributes, status and events set
+    on the handle are kept, and on exit the span is started with the entry time and all its
+    attributes at once, then ended with the exit time. Against a live span this saves the
+    SDK's separate attribute updates (a lock and a validation pass each) and the span
+    processor sees the same finished span. A span started inside the ``with`` parents to the
+    enclosing span, as for any step that is not current.
+    """
+
+    __slots__ = (
+        "_attrs",
+        "_events",
+        "_name",
+        "_outcome_set",
+        "_parent",
+        "_start",
+        "_status",
+        "_tracer",
+    )
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        attributes: dict[str, AttributeValue],
+        parent: Context,
+    ) -> None:
+        self._tracer = tracer
+        self._name = name
+        self._attrs = attributes
+        self._parent = parent
+        self._start = 0
+        self._outcome_set = False
+        self._status: Status | None = None
+        self._events: list[tuple[str, dict[str, AttributeValue], int]] | None = None
+
+    def __enter__(self) -> SpanHandle:
+        self._start = _time_ns()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        end = _time_ns()
+        if exc is not None and not self._outcome_set:
+            self.set_error(exc)
+        span = self._tracer.start_span(
+            self._name,
+            context=self._parent,
+            kind=_INTERNAL,
+            attributes=self._attrs or None,
+            start_time=self._start,
+        )
+        if self._status is not None:
+            span.set_status(self._status)
+        if self._events is not None:
+            for name, attrs, timestamp in self._events:
+                span.add_event(name, attrs, timestamp)
+        span.end(end)
+
+    @property
+    def is_recording(self) -> bool:
+        return True
+
+    @property
+    def context(self) -> Context | None:
+        """The enclosing context: this span is never current (see the class docstring)."""
+        return self._parent
+
+    def set(self, **attrs: object) -> None:
+        build_attributes(self._attrs, attrs)
+
+    def set_attributes(self, attributes: Mapping[str, object]) -> None:
+        for key, value in attributes.items():
+            converted = (
+                cast("AttributeValue", value)
+                if type(value) in _SCALARS
+                else to_attribute_value(value)
+            )
+            if converted is not None:
+                self._attrs[key] = converted
+
+    def add_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:
+        if self._events is None:
+            self._events = []
+        self._events.append((name, event_attributes(attributes, False), _time_ns()))
+
+    def set_outcome(self, status: object, error: BaseException | str | None = None) -> None:
+        value = status if type(status) is str else _status_value(status)
+        self._outcome_set = True
+        if value in _OK_STATUSES:
+            self._set_status(_STATUS_OK)
+        elif value not in _UNSET_STATUSES:
+            self._fail(error_type_of(error, value))
+
+    def set_error(self, error: BaseException | str) -> None:
+        self._outcome_set = True
+        self._fail(error_type_of(error))
+
+    def _fail(self, etype: str) -> None:
+        self._attrs["error.type"] = etype
+        self._set_status(Status(StatusCode.ERROR, etype))
+
+    def _set_status(self, status: Status) -> None:
+        if self._status is None or self._status.status_code is not StatusCode.OK:
+            self._status = status  # as the SDK: once OK, a status stays OK
+
+    def mark_retry(
+        self, error: BaseException | str, *, next_attempt: int, delay_s: float | None = None
+    ) -> None:
+        self.set_error(error)
+        attrs: dict[str, AttributeValue] = {
+            "error.type": error_type_of(error),
+            "agentkit.retry.next_attempt": next_attempt,
+        }
+        if delay_s is not None:
+            attrs["agentkit.retry.delay"] = delay_s
+        self._attrs["agentkit.retry.will_retry"] = True
+        if self._events is None:
+            self._events = []
+        self._events.append(("agentkit.retry", attrs, _time_ns()))
 
 
 class _NoopScope:

@@ -17,6 +17,7 @@ from opentelemetry.util.types import AttributeValue
 from agentkit.telemetry._metrics import CIRCUIT_STATES, Instruments
 from agentkit.telemetry._spans import (
     NOOP_SCOPE,
+    LeafScope,
     SpanHandle,
     SpanScope,
     build_attributes,
@@ -35,9 +36,9 @@ except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare 
     _VERSION = None
 
 
-#: step spans that are not made current: agentkit's own CPU work with nothing inside that
-#: starts spans. The cache and store steps stay current, so spans of an instrumented Redis
-#: or PostgreSQL driver nest under them.
+#: step spans that are not made current and are recorded when they end: agentkit's own CPU
+#: work with nothing inside that starts spans. The cache and store steps stay current, so
+#: spans of an instrumented Redis or PostgreSQL driver nest under them.
 _LEAF_STEPS: Final = frozenset({"agentkit.clean_result", "agentkit.codec.encode"})
 
 #: bound on the per-instance caches of metric attribute dicts (agents x statuses x errors)
@@ -45,14 +46,23 @@ _MAX_CACHED_ATTRS: Final = 4096
 _ERROR_STATUSES: Final = frozenset({"failed", "timed_out", "cancelled", "interrupted"})
 
 
-def _sampled_out(parent: Context | None) -> bool:
-    """True when the parent span exists but was not sampled.
+_get_current = otel_context.get_current
+_get_current_span = trace.get_current_span
 
-    Its children would not be recorded either (``ParentBased`` sampling, the SDK default), so
-    the span is skipped outright: a run that sampling left out costs almost nothing.
+
+def _recording_parent(parent: Context | None) -> Context | None:
+    """The context to start a span in (``parent``, or the current one), or None to skip it.
+
+    None when the parent span exists but was not sampled: its children would not be recorded
+    either (``ParentBased`` sampling, the SDK default), so the span is skipped outright and a
+    run that sampling left out costs almost nothing. The context found is handed to the
+    tracer explicitly, so it is looked up once per span.
     """
-    ctx = trace.get_current_span(parent).get_span_context()
-    return ctx.is_valid and not ctx.trace_flags.sampled
+    ctx = parent if parent is not None else _get_current()
+    span_ctx = _get_current_span(ctx).get_span_context()
+    if span_ctx.is_valid and not span_ctx.trace_flags.sampled:
+        return None
+    return ctx
 
 
 def _status(status: object) -> str:
@@ -179,7 +189,8 @@ class Telemetry:
         Yields:
             A :class:`SpanHandle`; call ``set_outcome(run_status)`` on it when the run ends.
         """
-        if _sampled_out(parent):
+        ctx = _recording_parent(parent)
+        if ctx is None:
             return NOOP_SCOPE
         attrs: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "invoke_workflow",
@@ -195,7 +206,7 @@ class Telemetry:
             self._tracer,
             f"invoke_workflow {pipeline}",
             attrs,
-            parent=parent,
+            parent=ctx,
             record_content=self.record_content,
             status_key="agentkit.run.status",
         )
@@ -224,7 +235,8 @@ class Telemetry:
             A :class:`SpanHandle`; ``record_output(clean_output)`` records content when
             ``record_content`` is on.
         """
-        if _sampled_out(parent):
+        ctx = _recording_parent(parent)
+        if ctx is None:
             return NOOP_SCOPE
         attrs: dict[str, AttributeValue] = {
             "gen_ai.operation.name": "invoke_agent",
@@ -242,7 +254,7 @@ class Telemetry:
             self._tracer,
             f"invoke_agent {agent}",
             attrs,
-            parent=parent,
+            parent=ctx,
             record_content=self.record_content,
             status_key="agentkit.agent.status",
         )
@@ -258,8 +270,9 @@ class Telemetry:
 
         The cache and store steps (and any other name) become the current span, so spans
         of instrumented drivers nest under them; ``agentkit.clean_result`` and
-        ``agentkit.codec.encode`` are leaves and are not made current (cheaper; a span
-        started inside them, e.g. by a ``clean_result`` override, parents to the agent span).
+        ``agentkit.codec.encode`` are leaves, not made current and recorded in one go when
+        they end (cheaper, see :class:`~agentkit.telemetry._spans.LeafScope`; a span started
+        inside them, e.g. by a ``clean_result`` override, parents to the agent span).
 
         Args:
             name: the span name.
@@ -267,21 +280,20 @@ class Telemetry:
             **attrs: attributes by short name: ``layer``, ``payload_bytes``, ``replaced``,
                 ``lossy``, ``attempt``... (unknown names go under ``agentkit.``).
         """
-        if not self.step_spans or _sampled_out(None):
+        if not self.step_spans:
+            return NOOP_SCOPE
+        ctx = _recording_parent(None)
+        if ctx is None:
             return NOOP_SCOPE
         base: dict[str, AttributeValue] = {}
         if attributes:
             build_attributes(base, attributes)
         if attrs:
             build_attributes(base, attrs)
+        if name in _LEAF_STEPS:
+            return LeafScope(self._tracer, name, base, ctx)
         return SpanScope(
-            self._tracer,
-            name,
-            base,
-            parent=None,
-            record_content=False,
-            status_key=None,
-            current=name not in _LEAF_STEPS,
+            self._tracer, name, base, parent=ctx, record_content=False, status_key=None
         )
 
     def agent_event(self, name: str, attributes: Mapping[str, object] | None = None) -> None:

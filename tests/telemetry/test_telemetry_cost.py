@@ -6,6 +6,7 @@ import threading
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.trace import StatusCode
 from otel_helpers import Otel
 
 from agentkit.status import AgentStatus, RunStatus
@@ -136,3 +137,54 @@ def test_leaf_step_failure_is_recorded_and_context_restored(otel: Otel) -> None:
         assert trace.get_current_span() is before
     s = otel.one("agentkit.codec.encode")
     assert (s.attributes or {})["error.type"] == "ValueError"
+
+
+def test_leaf_step_is_recorded_in_one_go_when_it_ends(otel: Otel) -> None:
+    import time
+
+    with otel.tel.agent_span("a", "1", run_id="r", user_hash="h"):
+        with otel.tel.step_span("agentkit.codec.encode", layer="json") as handle:
+            assert handle.is_recording
+            assert otel.named("agentkit.codec.encode") == []  # nothing started yet
+            inside = time.time_ns()
+            handle.set(payload_bytes=42)
+            handle.add_event("note", {"n": 1})
+        with otel.tel.step_span("agentkit.clean_result") as handle:
+            handle.mark_retry(ValueError("x"), next_attempt=2)
+        with otel.tel.step_span("agentkit.clean_result") as handle:
+            handle.set_outcome(AgentStatus.SUCCEEDED)
+            handle.set_error("Late")  # as the SDK: a span that is OK stays OK
+    enc = otel.one("agentkit.codec.encode")
+    assert enc.start_time is not None and enc.end_time is not None
+    assert enc.start_time <= inside <= enc.end_time
+    assert dict(enc.attributes or {}) == {
+        "agentkit.codec.layer": "json",
+        "agentkit.payload.bytes": 42,
+    }
+    assert [(e.name, dict(e.attributes or {})) for e in enc.events] == [
+        ("note", {"agentkit.event.n": 1})
+    ]
+    assert enc.status.status_code is StatusCode.UNSET
+    retried, ok = sorted(otel.named("agentkit.clean_result"), key=lambda s: s.start_time or 0)
+    assert retried.status.status_code is StatusCode.ERROR
+    assert (retried.attributes or {})["error.type"] == "ValueError"
+    assert (retried.attributes or {})["agentkit.retry.will_retry"] is True
+    assert [e.name for e in retried.events] == ["agentkit.retry"]
+    assert ok.status.status_code is StatusCode.OK
+
+
+def test_leaf_step_under_a_sampled_out_run_is_skipped() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    tel = Telemetry(tracer_provider=tp, meter_provider=MeterProvider())
+    with tel.workflow_span("p", run_id="r", user_hash="h"):
+        assert tel.step_span("agentkit.codec.encode") is NOOP_SCOPE
+        assert tel.step_span("agentkit.cache.set") is NOOP_SCOPE
+    assert exporter.get_finished_spans() == ()
+    tp.shutdown()
