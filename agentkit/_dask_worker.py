@@ -16,6 +16,13 @@ How a worker gets its agents and its signing key (never through task names or lo
   holding the hex itself. Workers derive the same codec key as the supervisors from it.
 * or instead :class:`AgentkitWorkerPlugin` registered from a client with explicit settings
   (ship keys this way only over a TLS-secured cluster: plugins travel in the comm).
+
+Tracing: the supervisor sends the W3C trace context of the stage's ``invoke_agent`` span
+with each stage. A worker process with a global tracer provider (set up by
+:class:`~agentkit.dask_executor.TelemetryPlugin`, or by the application) records the stage
+as an ``agentkit.worker.run`` span, child of that span, with the ``agentkit.clean_result``
+and ``agentkit.codec.encode`` steps under it; without one it records nothing. Metrics are
+never recorded on the worker: the supervisor counts them from the reply.
 """
 
 from __future__ import annotations
@@ -31,19 +38,24 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import NoOpMeterProvider
 
+from agentkit._dask_telemetry import global_tracer_provider
 from agentkit.errors import AgentNotOnWorkerError, ConfigurationError, RunCancelledError
 
 if TYPE_CHECKING:
     from agentkit.codec import Codec
-    from agentkit.executor import StageJob
+    from agentkit.executor import ExecutorRuntime, StageJob
     from agentkit.sanitizer import ObjectSanitizer
+    from agentkit.status import AgentStatus
 
 __all__ = [
     "ENV_ENTRY_POINTS",
@@ -137,12 +149,15 @@ class StageCall:
         topic: Dask event topic of the submitting executor ("" disables live events).
         key_id: id of the key the supervisor's codec signs with (``None``: unsigned).
         layers: the supervisor codec's layers, in order (the worker's must match).
+        trace_context: W3C trace context (``traceparent``, ``tracestate``) of the stage's
+            ``invoke_agent`` span; empty when the supervisor does not trace.
     """
 
     token: str
     topic: str
     key_id: str | None
     layers: tuple[str, ...]
+    trace_context: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- the runtime: one per worker process, built from the plugin or from the environment ---
@@ -166,7 +181,7 @@ class WorkerRuntime:
     """
 
     def __init__(self, settings: WorkerSettings, *, worker_name: str) -> None:
-        from agentkit.executor import ExecutorRuntime, InProcessExecutor
+        from agentkit.executor import ExecutorRuntime
         from agentkit.registry import AgentRegistry
         from agentkit.sanitizer import ObjectSanitizer
         from agentkit.signing import build_codec
@@ -179,7 +194,8 @@ class WorkerRuntime:
         self.codec = settings.codec or build_codec(settings.signing_key)
         self.sanitizer = settings.sanitizer or ObjectSanitizer()
         self._runtime = ExecutorRuntime(self.registry, self.codec, self.sanitizer, Telemetry.noop())
-        self._executor = InProcessExecutor()
+        #: (global tracer provider, runtime tracing with it), built on the first traced stage
+        self._traced: tuple[trace.TracerProvider, ExecutorRuntime] | None = None
         loaders: list[tuple[str, Callable[[], object]]] = []
         if settings.entry_points:
             loaders.append(("entry points", self.registry.load_entry_points))
@@ -223,6 +239,29 @@ class WorkerRuntime:
                 "the worker to the supervisors' signing_key, as hex"
             )
 
+    def _tracing(self, call: StageCall) -> tuple[ExecutorRuntime, Context | None]:
+        """The runtime for a stage and the supervisor's span to parent it to.
+
+        Traced when the supervisor sent a trace context and this process has a global tracer
+        provider; otherwise the no-op telemetry. The traced runtime's meter is a no-op: the
+        supervisor counts the stage's metrics from the reply, so they are counted once.
+        """
+        if not call.trace_context:
+            return self._runtime, None
+        provider = global_tracer_provider()
+        if provider is None:
+            return self._runtime, None
+        from agentkit.telemetry import Telemetry
+
+        parent = Telemetry.context_from(call.trace_context)
+        if parent is None:
+            return self._runtime, None
+        traced = self._traced
+        if traced is None or traced[0] is not provider:
+            tel = Telemetry(tracer_provider=provider, meter_provider=NoOpMeterProvider())
+            traced = self._traced = (provider, replace(self._runtime, telemetry=tel))
+        return traced[1], parent
+
     async def run(
         self,
         job: StageJob,
@@ -233,8 +272,29 @@ class WorkerRuntime:
     ) -> WorkerReply:
         """Run one stage attempt here; return only codec bytes (result and events)."""
         self.check(job, call)
-        executor = self._executor
-        await executor.start(self._runtime)
+        runtime, parent = self._tracing(call)
+        tel = runtime.telemetry
+        with (
+            tel.use_context(parent),
+            tel.step_span("agentkit.worker.run", _span_attributes(self.worker_name, job)) as span,
+        ):
+            reply, status = await self._run(job, call, runtime, publish, abandoned)
+            span.set_outcome(status, reply.error_type)
+        return reply
+
+    async def _run(
+        self,
+        job: StageJob,
+        call: StageCall,
+        runtime: ExecutorRuntime,
+        publish: Callable[[str, Any], None] | None,
+        abandoned: Callable[[], bool],
+    ) -> tuple[WorkerReply, AgentStatus]:
+        from agentkit.executor import InProcessExecutor
+
+        # One executor per stage: stages of several worker threads may trace differently.
+        executor = InProcessExecutor()
+        await executor.start(runtime)
         codec = self.codec
         sanitizer = self.sanitizer
         event_context = event_blob_context(job, call.token)
@@ -273,7 +333,7 @@ class WorkerRuntime:
                     f"{self.worker_name}"
                 )
         outcome = stage.result()
-        return WorkerReply(
+        reply = WorkerReply(
             blob=outcome.blob,
             retryable=outcome.retryable,
             error_type=outcome.error_type,
@@ -281,6 +341,7 @@ class WorkerRuntime:
             worker=self.worker_name,
             execution=execution,
         )
+        return reply, outcome.result.status
 
 
 class AgentkitWorkerPlugin(WorkerPlugin):
@@ -370,6 +431,11 @@ class WorkerReply:
 def event_blob_context(job: StageJob, token: str) -> bytes:
     """The codec context binding an event's bytes to one stage call of one run."""
     return f"event:{job.run_id}:{job.agent}:{token}".encode()
+
+
+def _span_attributes(worker_name: str, job: StageJob) -> dict[str, object]:
+    """Attributes of ``agentkit.worker.run``: where, and which agent; no user data."""
+    return {"agentkit.worker": worker_name, "gen_ai.agent.name": job.agent}
 
 
 def _worker_name(worker: Any) -> str:

@@ -18,6 +18,9 @@ Events: an agent's ``ctx.emit`` on a worker is sanitized and encoded there, publ
 on this executor's own Dask event topic, *and* returned with the result; this side delivers
 each event once (live when possible, otherwise from the batch), so none is lost.
 
+Tracing: each stage carries the W3C trace context of its ``invoke_agent`` span; workers
+with a tracer provider (:class:`TelemetryPlugin`) record their part of the stage under it.
+
 Cancellation cancels the Dask future; the worker notices within a fraction of a second and
 cancels an ``async`` agent (a plain ``def run`` sees ``ctx.cancelled``). A worker that dies
 mid-stage makes Dask run the stage again on another worker (up to the scheduler's
@@ -34,10 +37,13 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
+
+from opentelemetry.context import Context
 
 from agentkit.codec import Codec
 from agentkit.errors import (
@@ -61,6 +67,9 @@ from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus
 
 try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    from agentkit._dask_telemetry import TelemetryPlugin
     from agentkit._dask_worker import (
         AgentkitWorkerPlugin,
         StageCall,
@@ -74,7 +83,7 @@ except ImportError as _exc:  # the extra is not installed
         raise MissingDependencyError("distributed", "dask") from _exc
     raise
 
-__all__ = ["AgentkitWorkerPlugin", "DaskExecutor"]
+__all__ = ["AgentkitWorkerPlugin", "DaskExecutor", "TelemetryPlugin"]
 
 log = logging.getLogger("agentkit.dask")
 
@@ -91,6 +100,8 @@ class _Route:
     job: StageJob
     token: str
     emit: EmitFn
+    #: the stage's OpenTelemetry context (its ``invoke_agent`` span), for live events
+    context: Context | None
     seen: set[tuple[str, int]] = field(default_factory=set)
 
 
@@ -111,8 +122,10 @@ class DaskExecutor:
             re-runs, a future cancelled by the cluster, a broken connection), while its
             deadline allows. A missing plugin or key is never resubmitted.
         connect_timeout: seconds to wait for the scheduler when connecting.
-        plugin: an :class:`AgentkitWorkerPlugin` to register on the cluster at start (for
-            example to name a plugin folder present on every worker).
+        plugin: worker plugins to register on the cluster at start, on present and future
+            workers: an :class:`AgentkitWorkerPlugin` (for example to name a plugin folder
+            present on every worker), a :class:`TelemetryPlugin` (to trace the workers), or
+            a sequence of them.
         submit_options: extra ``Client.submit`` options for every stage, e.g.
             ``{"resources": {"GPU": 1}}`` or ``{"workers": [...]}`` to pin stages to some
             workers (``workers``, ``resources``, ``allow_other_workers``, ``priority``).
@@ -127,7 +140,7 @@ class DaskExecutor:
         retries: int = 0,
         resubmit: int = 2,
         connect_timeout: float = 30.0,
-        plugin: AgentkitWorkerPlugin | None = None,
+        plugin: WorkerPlugin | Sequence[WorkerPlugin] | None = None,
         submit_options: dict[str, Any] | None = None,
     ) -> None:
         if (client is None) == (address is None):
@@ -150,7 +163,14 @@ class DaskExecutor:
         self._retries = retries
         self._resubmit = resubmit
         self._connect_timeout = connect_timeout
-        self._plugin = plugin
+        plugins = [plugin] if isinstance(plugin, WorkerPlugin) else list(plugin or ())
+        for p in plugins:
+            if not isinstance(p, WorkerPlugin):
+                raise ConfigurationError(
+                    f"plugin must be a Dask WorkerPlugin (e.g. AgentkitWorkerPlugin, "
+                    f"TelemetryPlugin) or a sequence of them, got {p!r:.100}"
+                )
+        self._plugins = plugins
         options = dict(submit_options or {})
         unknown = set(options) - _SUBMIT_OPTIONS
         if unknown:
@@ -197,7 +217,7 @@ class DaskExecutor:
     # --- Executor protocol ---------------------------------------------------------------
 
     async def start(self, runtime: ExecutorRuntime) -> None:
-        """Connect (if given an address), subscribe to events, register the plugin.
+        """Connect (if given an address), subscribe to events, register the plugins.
 
         Raises:
             BackendError: the scheduler cannot be reached within ``connect_timeout``.
@@ -217,8 +237,8 @@ class DaskExecutor:
                     f"{self._connect_timeout} s ({type(exc).__name__}); start it "
                     "(dask scheduler) or fix the executor URL"
                 ) from exc
-        if self._plugin is not None:
-            await self._client.register_plugin(self._plugin)
+        for plugin in self._plugins:
+            await self._client.register_plugin(plugin)
         if self._live:
             self._client.subscribe_topic(self._topic, self._on_event)
 
@@ -241,13 +261,16 @@ class DaskExecutor:
         """Run one attempt on a Dask worker; return the verified clean result and its bytes."""
         rt = self._require_runtime()
         codec = rt.codec
+        tel = rt.telemetry
         token = uuid.uuid4().hex
-        route = _Route(job, token, emit)
+        route = _Route(job, token, emit, tel.capture_context())
         call = StageCall(
             token=token,
             topic=self._topic if self._live else "",
             key_id=codec.signing_key_id,
             layers=codec.layers,
+            # the engine's invoke_agent span is current here: the worker's spans join it
+            trace_context=tel.trace_context(),
         )
         started_at = datetime.now(UTC)
         self._routes[token] = route
@@ -290,10 +313,10 @@ class DaskExecutor:
                 f"verify ({type(exc).__name__}); give the workers the supervisors' signing key"
             )
             return self._failure(job, failure, started_at)
-        # The worker's telemetry is off; its clean and encode steps are counted here.
+        # Workers record no metrics (at most spans): their clean and encode steps count here.
         if result.report.total:
-            rt.telemetry.record_sanitizer(result.report.counts)
-        rt.telemetry.record_encoding(layer_name(reply.blob), len(reply.blob))
+            tel.record_sanitizer(result.report.counts)
+        tel.record_encoding(layer_name(reply.blob), len(reply.blob))
         return StageOutcome(result, reply.blob, reply.retryable, reply.error_type)
 
     # --- internals -----------------------------------------------------------------------
@@ -399,7 +422,10 @@ class DaskExecutor:
         route = self._routes.get(msg.get("t", ""))
         if route is None:  # stage already finished: its batch delivered everything
             return
-        self._deliver(route, str(msg.get("x")), msg.get("s"), msg.get("k"), msg.get("b"))
+        # In the stage's context, so the engine records the event on its invoke_agent span
+        # (this callback runs in the client's own task).
+        with self._require_runtime().telemetry.use_context(route.context):
+            self._deliver(route, str(msg.get("x")), msg.get("s"), msg.get("k"), msg.get("b"))
 
     def _deliver_batch(self, route: _Route, reply: WorkerReply) -> None:
         for seq, kind, blob in reply.events:

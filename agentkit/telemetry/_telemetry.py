@@ -12,6 +12,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 from agentkit.telemetry._metrics import CIRCUIT_STATES, Instruments
@@ -48,6 +49,8 @@ _ERROR_STATUSES: Final = frozenset({"failed", "timed_out", "cancelled", "interru
 
 _get_current = otel_context.get_current
 _get_current_span = trace.get_current_span
+#: W3C ``traceparent`` / ``tracestate`` only: never baggage, which may carry user data
+_PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 
 def _recording_parent(parent: Context | None) -> Context | None:
@@ -151,6 +154,29 @@ class Telemetry:
         ``parent=`` to :meth:`workflow_span` in the task that runs the run.
         """
         return otel_context.get_current()
+
+    def trace_context(self) -> dict[str, str]:
+        """The W3C trace context of the current span, to continue its trace in another process.
+
+        A plain dict (``traceparent``, and ``tracestate`` when the span has one) that
+        :meth:`context_from` turns back into a parent on the other side. It carries the trace
+        id, the span id and the sampling flag, nothing else: no attributes, no baggage. A
+        sampled-out span travels as such, so the other side records nothing either. Empty
+        when no span is current, and always for :meth:`noop`.
+        """
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier, context=_get_current())
+        return carrier
+
+    @staticmethod
+    def context_from(carrier: Mapping[str, str]) -> Context | None:
+        """A context whose current span is the remote span in ``carrier`` (see
+        :meth:`trace_context`), to pass to :meth:`use_context`; None when ``carrier`` holds
+        no valid trace context. It starts from an empty context, not the current one."""
+        if not carrier:
+            return None
+        ctx = _PROPAGATOR.extract(carrier, context=Context())
+        return ctx if _get_current_span(ctx).get_span_context().is_valid else None
 
     @contextmanager
     def use_context(self, ctx: Context | None) -> Iterator[None]:
@@ -266,7 +292,8 @@ class Telemetry:
         **attrs: object,
     ) -> AbstractContextManager[SpanHandle]:
         """A step of a stage: ``agentkit.clean_result``, ``agentkit.codec.encode``,
-        ``agentkit.cache.set`` or ``agentkit.store.save``.
+        ``agentkit.cache.set``, ``agentkit.store.save``, or ``agentkit.worker.run`` (a stage
+        on a Dask worker).
 
         The cache and store steps (and any other name) become the current span, so spans
         of instrumented drivers nest under them; ``agentkit.clean_result`` and
@@ -422,6 +449,9 @@ class _NoopTelemetry(Telemetry):
 
     def capture_context(self) -> Context | None:
         return None
+
+    def trace_context(self) -> dict[str, str]:
+        return {}
 
     def workflow_span(
         self,

@@ -88,3 +88,18 @@ class Noop(SubAgent):
 
     async def run(self, ctx: AgentContext) -> int:
         return 1
+
+
+class Traced(SubAgent):
+    """Starts a span of its own (as an instrumented library would) and emits an event."""
+
+    name = "dt_traced"
+    version = "1"
+    timeout = 15.0
+
+    async def run(self, ctx: AgentContext) -> dict[str, Any]:
+        from opentelemetry import trace
+
+        with trace.get_tracer("dask-test-agent").start_as_current_span("dt_traced.inner"):
+            ctx.emit("progress", step=1, user=ctx.user_id)
+        return {"user": ctx.user_id, "pid": os.getpid(), "lock": threading.Lock()}
