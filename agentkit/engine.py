@@ -10,6 +10,7 @@ and telemetry. Downstream stages see ``result.output`` — clean — in ``ctx.up
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -41,7 +42,7 @@ from agentkit.scheduler import Lane
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.base import Store
 from agentkit.store.records import ResultRecord, RunRecord
-from agentkit.telemetry import Telemetry
+from agentkit.telemetry import SpanHandle, Telemetry
 
 __all__ = ["EngineRuntime", "EngineStats", "UserExecutionEngine"]
 
@@ -83,6 +84,13 @@ class EngineRuntime:
     #: a run's writes before its final record are queued, not awaited one by one
     save_run_nowait: Callable[[RunRecord], asyncio.Future[None]] | None = None
     save_results_nowait: Callable[[Sequence[ResultRecord]], asyncio.Future[None]] | None = None
+    #: ``SQLiteStore.save_result_nowait``: a stage result queued from the result and its
+    #: blob, without building a ResultRecord first
+    save_result_nowait: Callable[[SerializableAgentResult, bytes], asyncio.Future[None]] | None = (
+        None
+    )
+    #: the telemetry records something (False for the no-op one: its calls are skipped)
+    tel_on: bool = True
 
     def __post_init__(self) -> None:
         run_nowait = getattr(self.store, "save_run_nowait", None)
@@ -90,24 +98,68 @@ class EngineRuntime:
         if callable(run_nowait) and callable(results_nowait):
             self.save_run_nowait = run_nowait
             self.save_results_nowait = results_nowait
+            result_nowait = getattr(self.store, "save_result_nowait", None)
+            if callable(result_nowait):
+                self.save_result_nowait = result_nowait
+        self.tel_on = bool(self.telemetry.enabled)
 
 
-class _StageTimer:
-    """Cancels the current task at ``deadline`` (a cheaper ``asyncio.timeout_at``: one timer
-    handle, no context manager); ``fired`` tells a timeout from any other cancellation."""
+class _Deadline:
+    """Cancels a task when the deadline of the stage it runs passes: one timer per task,
+    not one per stage (a cheaper ``asyncio.timeout_at``).
 
-    __slots__ = ("fired", "handle", "task")
+    :meth:`arm` sets the stage's deadline and starts a timer only when none is due by then;
+    :meth:`disarm` just forgets the deadline. A timer that comes due for a deadline that has
+    since moved later (the next stage's) re-arms itself for it, so a run of short stages
+    costs one timer in all. ``fired`` tells a timeout from any other cancellation.
+    """
 
-    def __init__(self, deadline: float) -> None:
-        task = asyncio.current_task()
-        assert task is not None
+    __slots__ = ("_at", "_handle", "_loop", "deadline", "fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
+        self._loop = task.get_loop()
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = math.inf  # when the pending timer comes due
+        self.deadline = math.inf
         self.fired = False
-        self.handle = asyncio.get_running_loop().call_at(deadline, self._fire)
+
+    def arm(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        if deadline < self._at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._handle = self._loop.call_at(deadline, self._fire)
+            self._at = deadline
+
+    def disarm(self) -> None:
+        self.deadline = math.inf
+
+    def close(self) -> None:
+        self.deadline = math.inf
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+            self._at = math.inf
 
     def _fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
+        due = self._at
+        self._handle = None
+        self._at = math.inf
+        deadline = self.deadline
+        if deadline <= due:
+            self.deadline = math.inf
+            self.fired = True
+            self.task.cancel()
+        elif deadline != math.inf:
+            self._handle = self._loop.call_at(deadline, self._fire)
+            self._at = deadline
+
+
+#: what stages use in place of a span when telemetry is off
+_NO_SPAN = SpanHandle()
+_NO_SCOPE = contextlib.nullcontext(_NO_SPAN)
 
 
 def store_context(run_id: str, agent: str) -> bytes:
@@ -166,9 +218,12 @@ class UserExecutionEngine:
         run.started_at = datetime.now(UTC)
         run.status = RunStatus.RUNNING
         queue_wait = now - run.submitted_mono
-        tel.record_queue_wait(queue_wait)
         rt.stats.runs_started += 1
         run.events.push(RUN_STARTED, None, {"pipeline": list(run.plan.order)})
+        if not rt.tel_on:
+            await self._execute(run, now)
+            return
+        tel.record_queue_wait(queue_wait)
         with tel.workflow_span(
             run.plan.name,
             run_id=run.run_id,
@@ -177,108 +232,144 @@ class UserExecutionEngine:
             queue_wait=queue_wait,
             parent=run.otel_parent,
         ) as wspan:
-            if rt.record_running:
-                if rt.save_run_nowait is not None:
-                    self._queue_run(run, RunStatus.RUNNING)
-                else:
-                    await self._save_run(run, RunStatus.RUNNING)
-            deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
-            task = asyncio.current_task()
-            assert task is not None
-            try:
-                if run.cancel_reason is None:
-                    run.task = task  # from here on, cancelling the run cancels this task
-                    for level in run.plan.levels:
-                        if len(level) == 1:
-                            await self._stage(run, level[0], deadline)
-                        else:
-                            async with asyncio.TaskGroup() as tg:
-                                for name in level:
-                                    tg.create_task(self._stage(run, name, deadline))
-            except asyncio.CancelledError:
-                run.task = None
-                if run.cancel_reason is None:  # not ours (event loop shutdown): record, re-raise
-                    run.cancel_reason = RunStatus.INTERRUPTED
-                    await self._finish(run)
-                    raise
-                task.uncancel()
-            except Exception as exc:  # a bug or a backend failure outside a stage
-                log.exception("run %s failed inside the engine", run.run_id)
-                run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
-            run.task = None
-            await self._finish(run)
+            await self._execute(run, now)
             wspan.set_outcome(run.status, None if run.error is None else run.error["type"])
+
+    async def _execute(self, run: RunState, now: float) -> None:
+        rt = self._rt
+        if rt.record_running:
+            if rt.save_run_nowait is not None:
+                self._queue_run(run, RunStatus.RUNNING)
+            else:
+                await self._save_run(run, RunStatus.RUNNING)
+        deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
+        task = asyncio.current_task()
+        assert task is not None
+        timer = _Deadline(task)
+        try:
+            if run.cancel_reason is None:
+                run.task = task  # from here on, cancelling the run cancels this task
+                for level in run.plan.levels:
+                    if len(level) == 1:
+                        await self._stage(run, level[0], deadline, timer)
+                    else:
+                        async with asyncio.TaskGroup() as tg:
+                            for name in level:
+                                tg.create_task(self._stage(run, name, deadline, None))
+        except asyncio.CancelledError:
+            timer.close()
+            run.task = None
+            if run.cancel_reason is None:  # not ours (event loop shutdown): record, re-raise
+                run.cancel_reason = RunStatus.INTERRUPTED
+                await self._finish(run)
+                raise
+            task.uncancel()
+        except Exception as exc:  # a bug or a backend failure outside a stage
+            log.exception("run %s failed inside the engine", run.run_id)
+            run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
+        timer.close()
+        run.task = None
+        await self._finish(run)
 
     async def finish_unstarted(self, run: RunState) -> None:
         """End a run that never started (cancelled or interrupted while queued)."""
         await self._finish(run)
 
-    async def _stage(self, run: RunState, name: str, deadline: float) -> None:
+    async def _stage(
+        self, run: RunState, name: str, deadline: float, timer: _Deadline | None
+    ) -> None:
+        """Run stage ``name`` (with its retries) and persist its result. ``timer`` is the
+        running task's; None in a task of its own (a stage of a concurrent level)."""
         rt = self._rt
-        tel = rt.telemetry
-        cls = run.plan.agents[name]
+        plan = run.plan
+        cls = plan.agents[name]
         results = run.results
         for dep in cls.depends_on:
             dep_result = results.get(dep)
             if dep_result is None or dep_result.status is not AgentStatus.SUCCEEDED:
                 return  # recorded as skipped by _finish
-        upstream = {a: results[a].output for a in run.plan.ancestors[name]}
+        if timer is None:  # a task of its own: the deadline timer is this task's
+            task = asyncio.current_task()
+            assert task is not None
+            timer = _Deadline(task)
+            try:
+                await self._stage(run, name, deadline, timer)
+            finally:
+                timer.close()
+            return
+        tel = rt.telemetry
+        tel_on = rt.tel_on
+        upstream = {a: results[a].output for a in plan.ancestors[name]}
         timeout = cls.timeout if cls.timeout is not None else rt.limits.stage_timeout
         emit = self._emitter(run, name)
-        ctx_bytes = store_context(run.run_id, name)
+        run_id = run.run_id
+        ctx_bytes = store_context(run_id, name)
         run.running.add(name)
         attempt = 0
         while True:
             attempt += 1
             start = time.monotonic()
             stage_deadline = deadline if timeout is None else min(deadline, start + timeout)
+            if stage_deadline == math.inf:
+                job_timeout = job_deadline = None
+            else:
+                job_timeout = stage_deadline - start
+                job_deadline = time.time() + job_timeout
             job = StageJob(
-                agent=name,
-                agent_version=cls.version,
-                run_id=run.run_id,
-                user_id=run.user_id,
-                user_hash=self.user_hash,
-                session_id=run.session_id,
-                input=run.input,
-                upstream=upstream,
-                attempt=attempt,
-                timeout=None if stage_deadline == math.inf else stage_deadline - start,
-                deadline=None
-                if stage_deadline == math.inf
-                else time.time() + (stage_deadline - start),
-                blob_context=ctx_bytes,
-            )
-            run.events.push(AGENT_STARTED, name, {"attempt": attempt})
-            with tel.agent_span(
                 name,
                 cls.version,
-                run_id=run.run_id,
-                user_hash=self.user_hash,
-                session_id=run.session_id,
-                attempt=attempt,
+                run_id,
+                run.user_id,
+                self.user_hash,
+                run.session_id,
+                run.input,
+                upstream,
+                attempt,
+                job_timeout,
+                job_deadline,
+                ctx_bytes,
+            )
+            run.events.push(AGENT_STARTED, name, {"attempt": attempt})
+            with (
+                tel.agent_span(
+                    name,
+                    cls.version,
+                    run_id=run_id,
+                    user_hash=self.user_hash,
+                    session_id=run.session_id,
+                    attempt=attempt,
+                )
+                if tel_on
+                else _NO_SCOPE
             ) as span:
-                timer = None if stage_deadline == math.inf else _StageTimer(stage_deadline)
+                if job_timeout is not None:
+                    timer.arm(stage_deadline)
+                else:
+                    timer.fired = False
                 try:
                     outcome = await rt.executor.run_stage(job, emit)
                 except asyncio.CancelledError:
-                    if timer is None or not timer.fired:
+                    timer.disarm()
+                    if not timer.fired:
                         raise
                     timer.task.uncancel()  # take back the timer's own cancel request
                     if run.cancel_reason is not None:
                         raise
                     outcome = self._timeout_outcome(run, job, cls.retry_on, deadline, timeout)
                 except Exception as exc:  # the executor itself failed (e.g. a lost worker)
+                    timer.disarm()
                     outcome = self._failure_outcome(run, job, exc, cls.retry_on)
-                finally:
-                    if timer is not None:
-                        timer.handle.cancel()
+                else:
+                    timer.disarm()
                 if run.cancel_reason is not None:
                     # the agent swallowed the cancellation; the run stops all the same
                     raise asyncio.CancelledError
                 result = outcome.result
                 duration = time.monotonic() - start
-                tel.record_agent(name, result.status, duration, outcome.error_type)
+                if tel_on:
+                    tel.record_agent(name, result.status, duration, outcome.error_type)
                 rt.stats.stages_run += 1
+                retry_after: float | None = None
                 if (
                     result.status is not AgentStatus.SUCCEEDED
                     and outcome.retryable
@@ -297,20 +388,16 @@ class UserExecutionEngine:
                             name,
                             _failure_data(result, attempt, will_retry=True, delay=delay),
                         )
-                        retry_after: float | None = delay
-                    else:
-                        retry_after = None
-                else:
-                    retry_after = None
+                        retry_after = delay
                 if retry_after is None:
                     span.set_outcome(result.status, outcome.error_type)
-                    if result.output is not None:
+                    if tel_on and result.output is not None:
                         span.record_output(result.output)  # only if record_content is on
                     results[name] = result
                     run.running.discard(name)
                     # if the run is cancelled meanwhile, _finish() persists what is unsaved
                     run.unsaved[name] = outcome.blob
-                    await self._persist(run, name, result, outcome.blob)
+                    await self._persist(run, name, result, outcome.blob, ctx_bytes)
             if retry_after is not None:
                 await asyncio.sleep(retry_after)
                 continue
@@ -320,7 +407,7 @@ class UserExecutionEngine:
                     name,
                     {
                         "attempt": attempt,
-                        "status": result.status.value,
+                        "status": "succeeded",
                         "duration_s": duration,
                         "replaced": result.report.total,
                     },
@@ -418,19 +505,25 @@ class UserExecutionEngine:
     # --- persistence -----------------------------------------------------------------------
 
     async def _persist(
-        self, run: RunState, name: str, result: SerializableAgentResult, blob: bytes
+        self,
+        run: RunState,
+        name: str,
+        result: SerializableAgentResult,
+        blob: bytes,
+        blob_context: bytes,
     ) -> None:
         rt = self._rt
         tel = rt.telemetry
+        tel_on = rt.tel_on
         prefix = run.cache_prefix
         if prefix is None:  # validated once per run; agent names are validated by SubAgent
             prefix = run.cache_prefix = cache_key("agentkit", self.user_hash, run.run_id)
         key = f"{prefix}:{name}"
         try:
-            with tel.step_span("agentkit.cache.set") as span:
-                ctx = key.encode()
-                cache_blob = rt.codec.rebind(blob, store_context(run.run_id, name), ctx)
-                span.set(payload_bytes=len(cache_blob))
+            with tel.step_span("agentkit.cache.set") if tel_on else _NO_SCOPE as span:
+                cache_blob = rt.codec.rebind(blob, blob_context, key.encode())
+                if tel_on:
+                    span.set(payload_bytes=len(cache_blob))
                 timeout = rt.limits.cache_timeout
                 if timeout is None:
                     await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
@@ -448,11 +541,14 @@ class UserExecutionEngine:
                 error_type_name(exc),
             )
         try:
-            with tel.step_span("agentkit.store.save") as span:
-                span.set(payload_bytes=len(blob))
-                nowait = rt.save_results_nowait
-                if nowait is not None:
-                    run.pending_writes.append(nowait([_record(result, blob)]))
+            with tel.step_span("agentkit.store.save") if tel_on else _NO_SCOPE as span:
+                if tel_on:
+                    span.set(payload_bytes=len(blob))
+                queue_one = rt.save_result_nowait
+                if queue_one is not None:
+                    run.pending_writes.append(queue_one(result, blob))
+                elif rt.save_results_nowait is not None:
+                    run.pending_writes.append(rt.save_results_nowait([_record(result, blob)]))
                 else:
                     await rt.store.save_results([_record(result, blob)])
         except Exception as exc:
@@ -503,7 +599,7 @@ class UserExecutionEngine:
         rt = self._rt
         results = run.results
         for name, blob in list(run.unsaved.items()):
-            await self._persist(run, name, results[name], blob)
+            await self._persist(run, name, results[name], blob, store_context(run.run_id, name))
         for name in run.plan.order:
             if name in results:
                 continue
@@ -530,8 +626,9 @@ class UserExecutionEngine:
             result = self._error_result(run, name, exc, status)
             results[name] = result
             run.running.discard(name)
-            blob = rt.codec.encode_result(result, context=store_context(run.run_id, name))
-            await self._persist(run, name, result, blob)
+            ctx = store_context(run.run_id, name)
+            blob = rt.codec.encode_result(result, context=ctx)
+            await self._persist(run, name, result, blob, ctx)
             run.events.push(AGENT_FAILED, name, _failure_data(result, 0))
 
         if run.cancel_reason is not None:
@@ -548,7 +645,8 @@ class UserExecutionEngine:
         await self._settle_writes(run)
         run.status = status_
         rt.stats.runs_finished += 1
-        rt.telemetry.record_run(status_)
+        if rt.tel_on:
+            rt.telemetry.record_run(status_)
         started = run.started_mono
         timings = {
             "queued_s": (started if started is not None else finished_mono) - run.submitted_mono,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
+import pickle
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, TypeVar
 
 from agentkit.codec import json_layer, pickle_layer, str_layer
@@ -49,6 +52,55 @@ _SIGNED = int(EnvelopeFlags.SIGNED)
 _RESULT = int(EnvelopeFlags.RESULT)
 _LOSSY = int(EnvelopeFlags.LOSSY)
 _RESULT_FORMAT = 1  # version of the result payload inside a layer
+#: blobs this codec sealed, remembered (by identity) so rebind need not verify them again
+_SEALED_MAX = 256
+#: larger blobs are not remembered (bounds the memory held; their hashing dominates anyway)
+_SEALED_MAX_BYTES = 8192
+
+
+def _meta_seeds() -> tuple[bytes, dict[int, tuple[int, Any]]]:
+    """Pickle ops that put the classes a UTC or naive datetime reduces to (and
+    ``timezone.utc``) into the unpickler's memo, and the matching pickler memo.
+
+    A pickler given that memo writes each of them as a two-byte memo reference instead of a
+    global lookup (and ``timezone.utc`` without its slow ``tzinfo.__reduce__``).
+    """
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, pickle_layer.PROTOCOL)
+    pickler.dump((datetime, timezone, timedelta, UTC))
+    memo = pickler.memo.copy()  # holds the seeded objects, so their ids stay theirs
+    data = buf.getvalue()
+    # drop PROTO, and turn the final STOP into POP (same length: the frame stays valid)
+    return data[2:-1] + pickle.POP, memo
+
+
+_META_PROLOGUE, _META_MEMO = _meta_seeds()
+_PROTO_HEADER = bytes((pickle.PROTO[0], pickle_layer.PROTOCOL))
+
+
+def _plain_meta(meta: dict[str, Any]) -> bool:
+    """``meta`` (from ``_codec_meta``) holds only what a restricted unpickler loads without
+    the clean pickler's checks: no error, report or extra fields, and UTC or naive times."""
+    if meta["error"] is not None or meta["report"] is not None or "extra" in meta:
+        return False
+    for name in ("started_at", "finished_at"):
+        value = meta[name]
+        if value is not None and (
+            type(value) is not datetime or not (value.tzinfo is None or value.tzinfo is UTC)
+        ):
+            return False
+    return True
+
+
+def _dump_result_payload(meta: dict[str, Any], out: bytes) -> bytes:
+    """The pickle layer's result payload ``(format, meta, output pickle)`` for a plain meta,
+    without the clean pickler (same value as ``pickle_layer.dumps`` gives)."""
+    buf = io.BytesIO()
+    pickler = pickle.Pickler(buf, pickle_layer.PROTOCOL)
+    pickler.memo = _META_MEMO
+    pickler.fast = True  # reads the seeded memo, adds nothing to it
+    pickler.dump((_RESULT_FORMAT, meta, out))
+    return b"".join((_PROTO_HEADER, _META_PROLOGUE, buf.getbuffer()[2:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +211,8 @@ class Codec:
         self._full_pickle = full_pickle
         self._pickle_types = frozenset(pickle_types)
         self._pickle_globals = pickle_layer.safe_globals(self._pickle_types)
+        # id(blob) -> (blob, context, header size, payload end) of blobs sealed here
+        self._sealed: dict[int, tuple[bytes, bytes, int, int]] = {}
 
     # --- properties ---------------------------------------------------------------------
 
@@ -242,9 +296,12 @@ class Codec:
                         out = pickle_layer.dumps(
                             result.output, full=self._full_pickle, extra=self._pickle_types
                         )
-                    payload = pickle_layer.dumps(
-                        (_RESULT_FORMAT, meta, out), extra=self._pickle_types
-                    )
+                    if _plain_meta(meta):
+                        payload = _dump_result_payload(meta, out)
+                    else:
+                        payload = pickle_layer.dumps(
+                            (_RESULT_FORMAT, meta, out), extra=self._pickle_types
+                        )
                     flags = _RESULT
                 elif tag is LayerTag.JSON:
                     payload = json_layer.dumps({"f": _RESULT_FORMAT, "m": meta, "o": result.output})
@@ -253,7 +310,9 @@ class Codec:
                     text = str_layer.to_text(result.output)
                     payload = json_layer.dumps({"f": _RESULT_FORMAT, "m": meta, "o": text})
                     flags = _RESULT | _LOSSY
-                return self._seal(tag, flags, payload, ctx)
+                blob = self._seal(tag, flags, payload, ctx)
+                self._remember(blob, ctx)
+                return blob
             except NotEncodable as exc:
                 reasons.append(f"{tag.name.lower()}: {exc}")
         raise EncodeError(
@@ -283,6 +342,19 @@ class Codec:
             mac = hmac.digest(key, b"".join((header, ctx_len, ctx, payload)), "sha256")
         return b"".join((header, payload, mac))
 
+    def _remember(self, blob: bytes, ctx: bytes) -> None:
+        """Note a result blob sealed here under ``ctx``, for :meth:`rebind`."""
+        if len(blob) <= _SEALED_MAX_BYTES:
+            sealed = self._sealed
+            if len(sealed) >= _SEALED_MAX:
+                sealed.clear()
+            sealed[id(blob)] = (
+                blob,
+                ctx,
+                _FIXED.size + blob[6] + _CTX_LEN.size,
+                len(blob) - TAG_SIZE,
+            )
+
     def rebind(
         self,
         blob: bytes | bytearray | memoryview,
@@ -299,14 +371,28 @@ class Codec:
             CodecError: ``blob`` does not verify under ``from_context`` (same errors as
                 :meth:`decode`), or it is signed with a key that is not in this keyring.
         """
-        header, payload = self._open(blob, _context_bytes(from_context))
+        from_ctx = _context_bytes(from_context)
         ctx = _context_bytes(to_context)
-        head = bytes(blob[: header.header_size])
+        # A blob this codec sealed (the very bytes object) under from_ctx is known good;
+        # any other blob is verified first.
+        sealed = self._sealed.pop(id(blob), None)
+        if sealed is not None and sealed[0] is blob and sealed[1] == from_ctx:
+            data = sealed[0]
+            header_size, end = sealed[2], sealed[3]
+            head = data[:header_size]
+            payload = data[header_size:end]
+            flags = data[5]
+            key_id = data[7 : header_size - _CTX_LEN.size].decode("ascii")
+        else:
+            header, payload = self._open(blob, from_ctx)
+            head = bytes(blob[: header.header_size])
+            flags = header.flags
+            key_id = header.key_id
         signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
-        if header.flags & EnvelopeFlags.SIGNED:
-            key = self._keyring.get(header.key_id) if self._keyring is not None else None
-            if key is None:  # _open verified it, so the key is there; kept for the type checker
-                raise TamperedError(f"no key {header.key_id!r} in this codec's keyring")
+        if flags & _SIGNED:
+            key = self._keyring.get(key_id) if self._keyring is not None else None
+            if key is None:  # verified already, so the key is there; kept for the type checker
+                raise TamperedError(f"no key {key_id!r} in this codec's keyring")
             mac = hmac.digest(key, signed_part, "sha256")
         else:
             mac = hashlib.sha256(_UNSIGNED_PREFIX + signed_part).digest()

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkit.errors import StoreError
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.records import ResultRecord, RunRecord
+
+if TYPE_CHECKING:
+    from agentkit.result import SerializableAgentResult
 
 __all__ = [
     "LATEST_VERSION",
@@ -23,6 +27,7 @@ __all__ = [
     "migrate",
     "recover_interrupted",
     "result_row",
+    "result_row_of",
     "row_to_result",
     "row_to_run",
     "run_row",
@@ -236,6 +241,34 @@ def result_row(rec: ResultRecord, now_us: int) -> tuple[Any, ...]:
         rec.duration_s,
         rec.output_json,
         rec.blob,
+        at,
+    )
+
+
+def result_row_of(result: SerializableAgentResult, blob: bytes) -> tuple[Any, ...]:
+    """:func:`result_row` of ``ResultRecord.from_result(result, blob)``, without the record."""
+    d = result.__dict__
+    started = _opt_us(d["started_at"])
+    finished = _opt_us(d["finished_at"])
+    at = (
+        finished
+        if finished is not None
+        else started
+        if started is not None
+        else time.time_ns() // 1000
+    )
+    return (
+        d["run_id"],
+        d["agent"],
+        d["user_id"],
+        d["agent_version"],
+        d["session_id"],
+        d["status"].value,
+        started,
+        finished,
+        d["duration_s"],
+        result.output_json(),
+        blob,
         at,
     )
 

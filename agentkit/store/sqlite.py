@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from agentkit._envelope_check import check_result_envelope
 from agentkit.errors import ConfigurationError, InvalidPayloadError, StoreError
+from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store import _sqlite_schema as schema
 from agentkit.store._sqlite_writer import BulkStatement, SQLiteWriter
@@ -316,6 +317,28 @@ class SQLiteStore(BaseStore):
         self._check_started()
         now = time.time_ns() // 1000
         return self._writer.submit_rows(_RESULTS, [schema.result_row(r, now) for r in records])
+
+    def save_result_nowait(
+        self, result: SerializableAgentResult, blob: bytes
+    ) -> asyncio.Future[None]:
+        """Queue the record of ``result`` whose codec bytes are ``blob``, like
+        ``save_results_nowait([ResultRecord.from_result(result, blob)])`` without building
+        the record (the engine's hot path).
+
+        Raises:
+            InvalidPayloadError: ``blob`` is not a result envelope. StoreError: not started
+                or closed.
+        """
+        if not isinstance(result, SerializableAgentResult):
+            raise InvalidPayloadError(
+                f"save_result_nowait takes a SerializableAgentResult, got {type(result).__name__}"
+            )
+        if type(self).save_results_nowait is not SQLiteStore.save_results_nowait:
+            # a subclass changed how results are queued: go through its method
+            return self.save_results_nowait([ResultRecord.from_result(result, blob)])
+        check_result_envelope(blob)
+        self._check_started()
+        return self._writer.submit_rows(_RESULTS, [schema.result_row_of(result, blob)])
 
     async def _get_run(self, user_id: str, run_id: str) -> StoredRun | None:
         def query(conn: sqlite3.Connection) -> StoredRun | None:
