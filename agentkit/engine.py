@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -30,6 +31,7 @@ from agentkit.events import (
     AGENT_STARTED,
     RUN_COMPLETED,
     RUN_STARTED,
+    EventStream,
 )
 from agentkit.executor import EmitFn, Executor, StageJob, StageOutcome, error_type_name
 from agentkit.keys import UserHasher, cache_key
@@ -84,11 +86,12 @@ class EngineRuntime:
     #: a run's writes before its final record are queued, not awaited one by one
     save_run_nowait: Callable[[RunRecord], asyncio.Future[None]] | None = None
     save_results_nowait: Callable[[Sequence[ResultRecord]], asyncio.Future[None]] | None = None
-    #: ``SQLiteStore.save_result_nowait``: a stage result queued from the result and its
-    #: blob, without building a ResultRecord first
-    save_result_nowait: Callable[[SerializableAgentResult, bytes], asyncio.Future[None]] | None = (
-        None
-    )
+    #: the same without futures (``SQLiteStore.queue_run``/``queue_result``): a failure is
+    #: reported to a callback before the run's later writes resolve
+    queue_run: Callable[[RunRecord, Callable[[BaseException], None]], None] | None = None
+    queue_result: (
+        Callable[[SerializableAgentResult, bytes, Callable[[BaseException], None]], None] | None
+    ) = None
     #: the telemetry records something (False for the no-op one: its calls are skipped)
     tel_on: bool = True
 
@@ -98,9 +101,11 @@ class EngineRuntime:
         if callable(run_nowait) and callable(results_nowait):
             self.save_run_nowait = run_nowait
             self.save_results_nowait = results_nowait
-            result_nowait = getattr(self.store, "save_result_nowait", None)
-            if callable(result_nowait):
-                self.save_result_nowait = result_nowait
+            queue_run = getattr(self.store, "queue_run", None)
+            queue_result = getattr(self.store, "queue_result", None)
+            if callable(queue_run) and callable(queue_result):
+                self.queue_run = queue_run
+                self.queue_result = queue_result
         self.tel_on = bool(self.telemetry.enabled)
 
 
@@ -160,6 +165,25 @@ class _Deadline:
 #: what stages use in place of a span when telemetry is off
 _NO_SPAN = SpanHandle()
 _NO_SCOPE = contextlib.nullcontext(_NO_SPAN)
+
+
+class _Emitter:
+    """A stage's ``emit``: agents' events, sanitized, to the run's stream and telemetry
+    (one object per stage rather than a closure and its cells)."""
+
+    __slots__ = ("agent", "events", "rt")
+
+    def __init__(self, events: EventStream, agent: str, rt: EngineRuntime) -> None:
+        self.events = events
+        self.agent = agent
+        self.rt = rt
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        # always sanitized: besides live objects, secrets under telling keys are redacted
+        cleaned, _ = self.rt.sanitizer.sanitize(data)
+        clean = cleaned if isinstance(cleaned, dict) else {"data": cleaned}
+        self.events.push(kind, self.agent, clean)
+        self.rt.telemetry.agent_event(kind, clean)
 
 
 def store_context(run_id: str, agent: str) -> bytes:
@@ -238,7 +262,7 @@ class UserExecutionEngine:
     async def _execute(self, run: RunState, now: float) -> None:
         rt = self._rt
         if rt.record_running:
-            if rt.save_run_nowait is not None:
+            if rt.save_run_nowait is not None or rt.queue_run is not None:
                 self._queue_run(run, RunStatus.RUNNING)
             else:
                 await self._save_run(run, RunStatus.RUNNING)
@@ -489,18 +513,7 @@ class UserExecutionEngine:
         return base * (1.0 + random.random() * lim.retry_jitter)
 
     def _emitter(self, run: RunState, agent: str) -> EmitFn:
-        push = run.events.push
-        tel = self._rt.telemetry
-        sanitizer = self._rt.sanitizer
-
-        def emit(kind: str, data: dict[str, Any]) -> None:
-            # always sanitized: besides live objects, secrets under telling keys are redacted
-            cleaned, _ = sanitizer.sanitize(data)
-            clean = cleaned if isinstance(cleaned, dict) else {"data": cleaned}
-            push(kind, agent, clean)
-            tel.agent_event(kind, clean)
-
-        return emit
+        return _Emitter(run.events, agent, self._rt)
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -544,9 +557,12 @@ class UserExecutionEngine:
             with tel.step_span("agentkit.store.save") if tel_on else _NO_SCOPE as span:
                 if tel_on:
                     span.set(payload_bytes=len(blob))
-                queue_one = rt.save_result_nowait
-                if queue_one is not None:
-                    run.pending_writes.append(queue_one(result, blob))
+                queue = rt.queue_result
+                if queue is not None:
+                    on_error = run.on_write_error
+                    if on_error is None:
+                        on_error = run.on_write_error = functools.partial(_write_failed, self, run)
+                    queue(result, blob, on_error)
                 elif rt.save_results_nowait is not None:
                     run.pending_writes.append(rt.save_results_nowait([_record(result, blob)]))
                 else:
@@ -556,15 +572,24 @@ class UserExecutionEngine:
         run.unsaved.pop(name, None)
 
     def _queue_run(self, run: RunState, status: RunStatus) -> None:
-        assert self._rt.save_run_nowait is not None
+        rt = self._rt
         try:
-            run.pending_writes.append(self._rt.save_run_nowait(self.run_record(run, status)))
+            if rt.queue_run is not None:
+                on_error = run.on_write_error
+                if on_error is None:
+                    on_error = run.on_write_error = functools.partial(_write_failed, self, run)
+                rt.queue_run(self.run_record(run, status), on_error)
+            else:
+                assert rt.save_run_nowait is not None
+                run.pending_writes.append(rt.save_run_nowait(self.run_record(run, status)))
         except Exception as exc:
             self._store_failed(run, exc)
 
     async def _settle_writes(self, run: RunState) -> None:
         """Wait for the run's queued writes (they committed before its final record, which
-        was queued last) and record any failure."""
+        was queued last) and record any failure. Writes queued with an error callback have
+        reported theirs by now."""
+        run.on_write_error = None  # it refers to the run: no cycle outlives the run
         pending = run.pending_writes
         if not pending:
             return
@@ -672,6 +697,12 @@ class UserExecutionEngine:
         )
         if not run.done.done():
             run.done.set_result(run_result)
+
+
+def _write_failed(engine: UserExecutionEngine, run: RunState, exc: BaseException) -> None:
+    """The error callback of a run's queued store writes."""
+    if isinstance(exc, Exception):
+        engine._store_failed(run, exc)
 
 
 def _record(result: SerializableAgentResult, blob: bytes) -> ResultRecord:

@@ -82,6 +82,7 @@ class RunState:
         "events",
         "finished_at",
         "input",
+        "on_write_error",
         "otel_parent",
         "pending_writes",
         "persisted",
@@ -134,6 +135,8 @@ class RunState:
         #: store writes queued without waiting (a store with ``save_results_nowait``); the
         #: run's end waits for them before its result resolves
         self.pending_writes: list[asyncio.Future[None]] = []
+        #: the error callback of writes queued without a future (set by the engine)
+        self.on_write_error: Callable[[BaseException], None] | None = None
         #: the task running the stages, while it does (cancelled to stop the run)
         self.task: asyncio.Task[Any] | None = None
         self.cancel_reason: RunStatus | None = None

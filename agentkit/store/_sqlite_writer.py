@@ -100,20 +100,28 @@ class _Op:
         fn: Callable[[sqlite3.Connection], Any] | None,
         size: int,
         loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
+        future: asyncio.Future[Any] | Callable[[BaseException], None] | None,
         bulk: BulkStatement | None = None,
         rows: list[tuple[Any, ...]] | None = None,
     ) -> None:
         self.fn = fn
         self.size = size
         self.loop = loop
+        #: the caller's future, or (:meth:`SQLiteWriter.queue_rows`) its error callback
         self.future = future
         self.bulk = bulk
         self.rows = rows
 
 
-def _settle(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _settle(items: list[tuple[Any, Any, BaseException | None]]) -> None:
     for fut, result, exc in items:
+        if not isinstance(fut, asyncio.Future):
+            if exc is not None and fut is not None:  # queue_rows: only failures are reported
+                try:
+                    fut(exc)
+                except Exception:
+                    log.exception("the error callback of a queued write raised")
+            continue
         if fut.done():  # the caller was cancelled; its write still happened (or failed)
             continue
         if exc is None:
@@ -250,6 +258,23 @@ class SQLiteWriter:
         fut: asyncio.Future[None] = loop.create_future()
         self._submit(_Op(None, len(rows), loop, fut, stmt, rows))
         return fut
+
+    def queue_rows(
+        self,
+        stmt: BulkStatement,
+        rows: list[tuple[Any, ...]],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """:meth:`submit_rows` without a future: a failure is reported by calling
+        ``on_error(exc)`` on the event loop instead, before any later operation's future
+        is resolved (operations are settled in submission order).
+
+        Raises:
+            StoreError: the writer is closed or not started.
+        """
+        if self._closed or (self._thread is None and self._conn is None):
+            raise StoreError(f"{self.name} is closed or not started; call start() first")
+        self._submit(_Op(None, len(rows), asyncio.get_running_loop(), on_error, stmt, rows))
 
     async def close(self) -> None:
         """Commit what is queued, then stop the thread and close the connection."""
@@ -442,9 +467,19 @@ class SQLiteWriter:
 
     def _deliver(self, group: list[_Op], results: list[Any], exc: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        future_type = asyncio.Future
         for i, op in enumerate(group):
-            result = results[i] if exc is None else None
-            by_loop.setdefault(op.loop, []).append((op.future, result, exc))
+            fut = op.future
+            if exc is None:
+                if not isinstance(fut, future_type):
+                    continue  # queue_rows: only failures are reported
+                result = results[i]
+            else:
+                result = None
+            items = by_loop.get(op.loop)
+            if items is None:
+                items = by_loop[op.loop] = []
+            items.append((fut, result, exc))
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
