@@ -92,15 +92,33 @@ def _plain_meta(meta: dict[str, Any]) -> bool:
     return True
 
 
+#: idle (pickler, buffer) pairs for _dump_result_payload; taken and given back whole, so
+#: threads never share one
+_META_PICKLERS: list[tuple[pickle.Pickler, io.BytesIO]] = []
+
+
 def _dump_result_payload(meta: dict[str, Any], out: bytes) -> bytes:
     """The pickle layer's result payload ``(format, meta, output pickle)`` for a plain meta,
-    without the clean pickler (same value as ``pickle_layer.dumps`` gives)."""
-    buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, pickle_layer.PROTOCOL)
-    pickler.memo = _META_MEMO
-    pickler.fast = True  # reads the seeded memo, adds nothing to it
+    without the clean pickler (the same value ``pickle_layer.dumps`` gives)."""
+    try:
+        pickler, buf = _META_PICKLERS.pop()
+    except IndexError:
+        buf = io.BytesIO()
+        pickler = pickle.Pickler(buf, pickle_layer.PROTOCOL)
+        pickler.memo = _META_MEMO
+        pickler.fast = True  # reads the seeded memo, adds nothing to it
     pickler.dump((_RESULT_FORMAT, meta, out))
-    return b"".join((_PROTO_HEADER, _META_PROLOGUE, buf.getbuffer()[2:]))
+    view = buf.getbuffer()
+    try:
+        # the pickle without its PROTO opcode, after the one leading the seeding prologue
+        payload = b"".join((_PROTO_HEADER, _META_PROLOGUE, view[2:]))
+    finally:
+        view.release()
+    buf.seek(0)
+    buf.truncate()
+    if len(_META_PICKLERS) < 8:
+        _META_PICKLERS.append((pickler, buf))
+    return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +167,8 @@ def _layer_tuple(names: Iterable[str], what: str) -> tuple[LayerTag, ...]:
 
 
 def _context_bytes(context: bytes | bytearray | memoryview | str) -> bytes:
+    if type(context) is bytes:
+        return context
     if isinstance(context, str):
         return context.encode("utf-8")
     if isinstance(context, bytes | bytearray | memoryview):
@@ -211,8 +231,8 @@ class Codec:
         self._full_pickle = full_pickle
         self._pickle_types = frozenset(pickle_types)
         self._pickle_globals = pickle_layer.safe_globals(self._pickle_types)
-        # id(blob) -> (blob, context, header size, payload end) of blobs sealed here
-        self._sealed: dict[int, tuple[bytes, bytes, int, int]] = {}
+        # id(blob) -> (blob, context, header size) of result blobs sealed here
+        self._sealed: dict[int, tuple[bytes, bytes, int]] = {}
 
     # --- properties ---------------------------------------------------------------------
 
@@ -348,12 +368,7 @@ class Codec:
             sealed = self._sealed
             if len(sealed) >= _SEALED_MAX:
                 sealed.clear()
-            sealed[id(blob)] = (
-                blob,
-                ctx,
-                _FIXED.size + blob[6] + _CTX_LEN.size,
-                len(blob) - TAG_SIZE,
-            )
+            sealed[id(blob)] = (blob, ctx, _FIXED.size + blob[6] + _CTX_LEN.size)
 
     def rebind(
         self,
@@ -376,23 +391,22 @@ class Codec:
         # A blob this codec sealed (the very bytes object) under from_ctx is known good;
         # any other blob is verified first.
         sealed = self._sealed.pop(id(blob), None)
+        key: bytes | None
         if sealed is not None and sealed[0] is blob and sealed[1] == from_ctx:
-            data = sealed[0]
-            header_size, end = sealed[2], sealed[3]
-            head = data[:header_size]
-            payload = data[header_size:end]
-            flags = data[5]
-            key_id = data[7 : header_size - _CTX_LEN.size].decode("ascii")
+            header_size = sealed[2]
+            head = blob[:header_size]
+            payload = blob[header_size:-TAG_SIZE]
+            key = self._sign_key  # what _seal signed it with (None: unsigned)
         else:
             header, payload = self._open(blob, from_ctx)
             head = bytes(blob[: header.header_size])
-            flags = header.flags
-            key_id = header.key_id
+            key = None
+            if header.flags & EnvelopeFlags.SIGNED:
+                key = self._keyring.get(header.key_id) if self._keyring is not None else None
+                if key is None:  # _open verified it, so the key is there (for the type checker)
+                    raise TamperedError(f"no key {header.key_id!r} in this codec's keyring")
         signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
-        if flags & _SIGNED:
-            key = self._keyring.get(key_id) if self._keyring is not None else None
-            if key is None:  # verified already, so the key is there; kept for the type checker
-                raise TamperedError(f"no key {key_id!r} in this codec's keyring")
+        if key is not None:
             mac = hmac.digest(key, signed_part, "sha256")
         else:
             mac = hashlib.sha256(_UNSIGNED_PREFIX + signed_part).digest()

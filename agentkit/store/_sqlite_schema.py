@@ -175,13 +175,31 @@ WHERE runs.user_id = excluded.user_id
 """
 
 
+_PIPELINES: dict[tuple[str, ...], str] = {}
+
+
+def _pipeline_json(pipeline: list[str]) -> str:
+    # a deployment runs few distinct pipelines, each written with every run record
+    key = tuple(pipeline)
+    try:
+        text = _PIPELINES.get(key)
+    except TypeError:  # not names (a record built without validation): no caching
+        return json.dumps(pipeline)
+    if text is None:
+        text = json.dumps(pipeline)
+        if len(_PIPELINES) >= 256:
+            _PIPELINES.clear()
+        _PIPELINES[key] = text
+    return text
+
+
 def run_row(run: RunRecord) -> tuple[Any, ...]:
     """The parameters of :data:`UPSERT_RUN` for ``run``."""
     return (
         run.run_id,
         run.user_id,
         run.session_id,
-        json.dumps(run.pipeline),
+        _pipeline_json(run.pipeline),
         run.status.value,
         to_us(run.submitted_at),
         _opt_us(run.started_at),
