@@ -20,7 +20,6 @@ from agentkit.envelope import (
     MAGIC,
     TAG_SIZE,
     EnvelopeFlags,
-    Header,
     LayerTag,
     parse_header,
 )
@@ -149,6 +148,39 @@ class BlobInfo:
     def is_result(self) -> bool:
         """The payload is a SerializableAgentResult."""
         return bool(self.flags & EnvelopeFlags.RESULT)
+
+
+_LAYER_TAGS: Final[dict[int, LayerTag]] = {int(t): t for t in LayerTag}
+_RESULT_FLAG = int(EnvelopeFlags.RESULT)
+_KNOWN_FLAGS = int(EnvelopeFlags.LOSSY | EnvelopeFlags.SIGNED | EnvelopeFlags.RESULT)
+_MIN_ENVELOPE = _FIXED.size + _CTX_LEN.size + TAG_SIZE
+#: what _open gives its callers: layer, flags, the verifying key (None: unsigned), header
+#: size and the verified payload
+_Opened = tuple[LayerTag, int, bytes | None, int, bytes]
+
+
+def _parse(blob: object) -> tuple[bytes, int, int, str, int, int]:
+    """``parse_header`` for the common case: the blob as bytes, its layer, flags, key id,
+    header size and payload size. Anything unusual goes through ``parse_header``, which
+    raises the precise error (or, for a bytes-like blob, accepts it)."""
+    if type(blob) is bytes and len(blob) >= _MIN_ENVELOPE:
+        magic, version, layer, flags, key_len = _FIXED.unpack_from(blob)
+        if magic == MAGIC and version == FORMAT_VERSION and not flags & ~_KNOWN_FLAGS:
+            header_size = _FIXED.size + key_len + _CTX_LEN.size
+            if len(blob) >= header_size + TAG_SIZE and bool(flags & _SIGNED) == bool(key_len):
+                (payload_size,) = _CTX_LEN.unpack_from(blob, _FIXED.size + key_len)
+                key = blob[_FIXED.size : _FIXED.size + key_len]
+                if len(blob) == header_size + payload_size + TAG_SIZE and key.isascii():
+                    return blob, layer, flags, key.decode("ascii"), header_size, payload_size
+    header = parse_header(blob)  # type: ignore[arg-type]  # it checks the type itself
+    return (
+        bytes(blob),  # type: ignore[call-overload]
+        header.layer,
+        int(header.flags),
+        header.key_id,
+        header.header_size,
+        header.payload_size,
+    )
 
 
 def _layer_tuple(names: Iterable[str], what: str) -> tuple[LayerTag, ...]:
@@ -398,13 +430,8 @@ class Codec:
             payload = blob[header_size:-TAG_SIZE]
             key = self._sign_key  # what _seal signed it with (None: unsigned)
         else:
-            header, payload = self._open(blob, from_ctx)
-            head = bytes(blob[: header.header_size])
-            key = None
-            if header.flags & EnvelopeFlags.SIGNED:
-                key = self._keyring.get(header.key_id) if self._keyring is not None else None
-                if key is None:  # _open verified it, so the key is there (for the type checker)
-                    raise TamperedError(f"no key {header.key_id!r} in this codec's keyring")
+            _tag, _flags, key, header_size, payload = self._open(blob, from_ctx)
+            head = bytes(blob[:header_size])
         signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
         if key is not None:
             mac = hmac.digest(key, signed_part, "sha256")
@@ -437,26 +464,25 @@ class Codec:
             total_size=h.total_size,
         )
 
-    def _open(self, blob: bytes | bytearray | memoryview, ctx: bytes) -> tuple[Header, bytes]:
-        """Check the envelope and its tag; return the header and the verified payload."""
-        header = parse_header(blob)
-        try:
-            tag = LayerTag(header.layer)
-        except ValueError:
+    def _open(self, blob: bytes | bytearray | memoryview, ctx: bytes) -> _Opened:
+        """Check the envelope and its tag; return what the callers need of the header and
+        the verified payload."""
+        data, layer, flags, key_id, header_size, payload_size = _parse(blob)
+        tag = _LAYER_TAGS.get(layer)
+        if tag is None:
             raise UnknownLayerError(
-                f"envelope names layer {header.layer}, which this agentkit does not know; "
+                f"envelope names layer {layer}, which this agentkit does not know; "
                 "upgrade agentkit to read it"
-            ) from None
+            )
         if tag not in self._accept:
             raise LayerNotAcceptedError(
                 f"envelope uses the {tag.name.lower()} layer, which this codec does not "
                 f"accept (accept={sorted(self.accept)})"
             )
-        data = bytes(blob)
-        end = header.header_size + header.payload_size
-        head, payload, mac = data[: header.header_size], data[header.header_size : end], data[end:]
-        signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
-        if header.flags & EnvelopeFlags.SIGNED:
+        end = header_size + payload_size
+        payload = data[header_size:end]
+        signed_part = b"".join((data[:header_size], _CTX_LEN.pack(len(ctx)), ctx, payload))
+        if flags & _SIGNED:
             if self._keyring is None:
                 if tag is LayerTag.PICKLE:
                     raise UnsignedError(
@@ -464,23 +490,23 @@ class Codec:
                         "signing key that wrote it"
                     )
                 raise TamperedError(
-                    f"blob is signed with key id {header.key_id!r} but this codec has no "
+                    f"blob is signed with key id {key_id!r} but this codec has no "
                     "keys; pass that key in signing_keys"
                 )
-            key = self._keyring.get(header.key_id)
+            key = self._keyring.get(key_id)
             if key is None:
                 raise TamperedError(
-                    f"blob is signed with key id {header.key_id!r}, which is not in this "
+                    f"blob is signed with key id {key_id!r}, which is not in this "
                     f"codec's keyring {list(self._keyring.key_ids)}; keep old keys until "
                     "their blobs expire"
                 )
             expected = hmac.digest(key, signed_part, "sha256")
-            if not hmac.compare_digest(expected, mac):
+            if not hmac.compare_digest(expected, data[end:]):
                 raise TamperedError(
                     "HMAC does not verify: the blob was modified, signed with another key, "
                     "or is being read under another context than it was written for"
                 )
-            return header, payload
+            return tag, flags, key, header_size, payload
         if tag is LayerTag.PICKLE:
             raise UnsignedError("refusing an unsigned pickle blob: pickle loads only when signed")
         if self._keyring is not None and not self._allow_unsigned:
@@ -489,12 +515,12 @@ class Codec:
                 "unsigned JSON/str blobs"
             )
         expected = hashlib.sha256(_UNSIGNED_PREFIX + signed_part).digest()
-        if not hmac.compare_digest(expected, mac):
+        if not hmac.compare_digest(expected, data[end:]):
             raise CorruptError(
                 "checksum mismatch: the unsigned blob is corrupt or is being read under "
                 "another context than it was written for"
             )
-        return header, payload
+        return tag, flags, None, header_size, payload
 
     def decode(self, blob: bytes | bytearray | memoryview, context: bytes | str = b"") -> Any:
         """Verify and decode ``blob`` written under ``context``.
@@ -511,10 +537,10 @@ class Codec:
                 codec with keys (without ``allow_unsigned``).
             TamperedError: the HMAC does not verify (wrong key, context or bytes).
         """
-        header, payload = self._open(blob, _context_bytes(context))
-        if header.flags & EnvelopeFlags.RESULT:
-            return self._load_result(header, payload, SerializableAgentResult)
-        return self._load(LayerTag(header.layer), payload)
+        tag, flags, _key, _size, payload = self._open(blob, _context_bytes(context))
+        if flags & _RESULT_FLAG:
+            return self._load_result(tag, payload, SerializableAgentResult)
+        return self._load(tag, payload)
 
     def decode_result(
         self,
@@ -539,12 +565,12 @@ class Codec:
             raise TypeError(
                 f"result_type must be a SerializableAgentResult subclass, got {result_type!r}"
             )
-        header, payload = self._open(blob, _context_bytes(context))
-        if not header.flags & EnvelopeFlags.RESULT:
+        tag, flags, _key, _size, payload = self._open(blob, _context_bytes(context))
+        if not flags & _RESULT_FLAG:
             raise CorruptError(
                 "this blob holds a plain value, not an agent result; use decode() for it"
             )
-        return self._load_result(header, payload, result_type)
+        return self._load_result(tag, payload, result_type)
 
     def _load(self, tag: LayerTag, payload: bytes) -> Any:
         try:
@@ -560,8 +586,7 @@ class Codec:
                 f"{tag.name.lower()} payload could not be decoded: {type(exc).__name__}: {exc}"
             ) from None
 
-    def _load_result(self, header: Header, payload: bytes, cls: type[R]) -> R:
-        tag = LayerTag(header.layer)
+    def _load_result(self, tag: LayerTag, payload: bytes, cls: type[R]) -> R:
         # the string layer keeps a result's metadata exactly: its payload is tagged JSON
         body = self._load(LayerTag.JSON if tag is LayerTag.STR else tag, payload)
         try:
