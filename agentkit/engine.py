@@ -685,15 +685,15 @@ class UserExecutionEngine:
         )
         run.events.close()
         run_result = RunResult(
-            run_id=run.run_id,
-            user_id=run.user_id,
-            session_id=run.session_id,
-            pipeline=run.plan.order,
-            status=status_,
-            stages={n: results[n] for n in run.plan.order},
-            timings=timings,
-            error=run.error,
-            persisted=run.persisted,
+            run.run_id,
+            run.user_id,
+            run.session_id,
+            run.plan.order,
+            status_,
+            {n: results[n] for n in run.plan.order},
+            timings,
+            run.error,
+            run.persisted,
         )
         if not run.done.done():
             run.done.set_result(run_result)
