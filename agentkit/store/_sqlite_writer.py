@@ -18,9 +18,11 @@ commit does not wait on the disk (WAL with ``synchronous=NORMAL`` or ``OFF``: a 
 to the WAL file in the OS page cache, no fsync): then a group costs tens of microseconds of
 CPU, less than handing it to a thread — with a thread, every time the event loop releases the
 GIL (hashing, I/O) the writer takes it, and the two threads trade the GIL many times per group.
-A group larger than ``inline_max_rows`` (one
-big ``save_results`` call, or a burst) is committed in a worker thread instead, so the loop is
-never held for long; later groups wait for it, keeping the order. Checkpoints (which fsync)
+A burst of operations is committed in chunks of at most ``inline_max_rows`` rows, one per loop
+turn, so the loop is never held for long and the callers of the first chunk resume while the
+rest waits its turn. A single operation larger than that (one big ``save_results`` call), or a
+backlog of more than ``max_group`` rows, is committed in a worker thread instead; later groups
+wait for it, keeping the order. Checkpoints (which fsync)
 are kept off the loop: automatic checkpoints must be disabled on the
 connection, and :meth:`SQLiteWriter.checkpoint_every` rows the writer runs a passive checkpoint
 in a worker thread on a connection of its own.
@@ -143,7 +145,8 @@ class SQLiteWriter:
         checkpoint: in inline mode, opens a second connection and checkpoints the WAL on it
             (called in a worker thread every ``checkpoint_every`` rows); None: no checkpoints.
         checkpoint_every: rows written between two checkpoints in inline mode.
-        inline_max_rows: in inline mode, larger groups are committed in a worker thread.
+        inline_max_rows: in inline mode, most rows committed on the loop's thread per loop
+            turn; a larger operation is committed in a worker thread.
     """
 
     def __init__(
@@ -174,6 +177,8 @@ class SQLiteWriter:
         # thread costs a futex syscall and a GIL hand-off, which under load cost more than
         # the write itself when paid per call.
         self._pending: deque[Any] = deque()
+        #: rows of the pending operations (inline mode)
+        self._pending_rows = 0
         self._wake = threading.Event()
         self._sleeping = False
         self._thread: threading.Thread | None = None
@@ -308,6 +313,7 @@ class SQLiteWriter:
     def _submit(self, op: Any) -> None:
         if self.inline:
             self._pending.append(op)
+            self._pending_rows += op.size
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 op.loop.call_soon(self._flush)
@@ -322,28 +328,39 @@ class SQLiteWriter:
     # --- inline mode ----------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Commit everything pending, in groups of at most ``max_group`` (inline mode)."""
+        """Commit what is pending (inline mode): a chunk of at most ``inline_max_rows`` rows
+        on the loop's thread, the rest in later loop turns; an operation larger than that, or
+        a backlog over ``max_group`` rows, in a worker thread (up to ``max_group`` rows)."""
         self._flush_scheduled = False
         pending = self._pending
         conn = self._conn
-        if conn is None or self._offloaded is not None:  # the offloaded group's end flushes
-            return
-        rows = 0
-        while pending:
-            group = [pending.popleft()]
-            size = group[0].size
+        if conn is None or self._offloaded is not None or not pending:
+            return  # (an offloaded group's end flushes what piled up meanwhile)
+        head = pending.popleft()
+        group = [head]
+        size = head.size
+        if size > self.inline_max_rows or self._pending_rows > self.max_group:
             while size < self.max_group and pending:
                 op = pending.popleft()
                 group.append(op)
                 size += op.size
-            rows += size
-            if size > self.inline_max_rows:
-                task = asyncio.ensure_future(asyncio.to_thread(self._commit_timed, conn, group))
-                task.add_done_callback(self._offload_done)
-                self._offloaded = task
-                break
+            self._pending_rows -= size
+            task = asyncio.ensure_future(asyncio.to_thread(self._commit_timed, conn, group))
+            task.add_done_callback(self._offload_done)
+            self._offloaded = task
+        else:
+            cap = min(self.inline_max_rows, self.max_group)
+            while pending and size + pending[0].size <= cap:
+                op = pending.popleft()
+                group.append(op)
+                size += op.size
+            self._pending_rows -= size
             self._commit_timed(conn, group)
-        self._rows_since_checkpoint += rows
+            if pending and not self._flush_scheduled:
+                # the rest in the next turn: the loop is never held for more than one chunk
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        self._rows_since_checkpoint += size
         if (
             self._checkpoint is not None
             and self._rows_since_checkpoint >= self.checkpoint_every
