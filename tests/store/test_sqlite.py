@@ -516,3 +516,38 @@ async def test_queued_writes_go_through_overridden_nowait_methods(tmp_path: Path
         await asyncio.sleep(0)
         assert [type(x) for x in seen] == [ResultRecord, RunRecord]
         assert len(errors) == 1 and "run refused" in str(errors[0])
+
+
+async def test_inline_writer_commits_a_burst_in_chunks_on_the_loop(tmp_path: Path) -> None:
+    """Many small writes at once: committed on the loop's thread, at most inline_max_rows
+    per transaction and per loop turn, in submission order; a backlog over max_group rows
+    goes to a worker thread."""
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(tmp_path / "b.db", isolation_level=None, check_same_thread=False)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)")
+        return conn
+
+    loop_thread = threading.get_ident()
+    writer = SQLiteWriter(connect, name="burst", inline=True, max_group=100, inline_max_rows=10)
+    await writer.start()
+    threads: list[int] = []
+    order: list[int] = []
+
+    def insert(x: int):  # type: ignore[no-untyped-def]
+        def op(conn: sqlite3.Connection) -> None:
+            threads.append(threading.get_ident())
+            order.append(x)
+            conn.execute("INSERT INTO t VALUES (?)", (x,))
+
+        return op
+
+    commits = writer.commits
+    await asyncio.gather(*(writer.run(insert(i)) for i in range(35)))
+    assert set(threads) == {loop_thread} and order == list(range(35))
+    assert writer.commits - commits == 4  # 10 + 10 + 10 + 5
+    threads.clear()
+    await asyncio.gather(*(writer.run(insert(1000 + i)) for i in range(150)))  # > max_group
+    assert any(t != loop_thread for t in threads)
+    assert order == list(range(35)) + list(range(1000, 1150))
+    await writer.close()
