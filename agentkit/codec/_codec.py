@@ -198,6 +198,32 @@ def _layer_tuple(names: Iterable[str], what: str) -> tuple[LayerTag, ...]:
     return tuple(tags)
 
 
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class _HmacSha256:
+    """HMAC-SHA256 under one key, from the keyed inner and outer hash states computed once
+    (RFC 2104): ``hmac.digest`` sets the key up again on every call, which costs about as
+    much as hashing a small envelope."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > 64:  # the SHA-256 block size
+            key = hashlib.sha256(key).digest()
+        block = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(block.translate(_IPAD))
+        self._outer = hashlib.sha256(block.translate(_OPAD))
+
+    def digest(self, msg: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
 def _context_bytes(context: bytes | bytearray | memoryview | str) -> bytes:
     if type(context) is bytes:
         return context
@@ -263,6 +289,7 @@ class Codec:
         self._full_pickle = full_pickle
         self._pickle_types = frozenset(pickle_types)
         self._pickle_globals = pickle_layer.safe_globals(self._pickle_types)
+        self._macs: dict[bytes, _HmacSha256] = {}
         # id(blob) -> (blob, context, header size) of result blobs sealed here
         self._sealed: dict[int, tuple[bytes, bytes, int]] = {}
 
@@ -391,8 +418,15 @@ class Codec:
                     _CTX_LEN.pack(len(payload)),
                 )
             )
-            mac = hmac.digest(key, b"".join((header, ctx_len, ctx, payload)), "sha256")
+            mac = self._mac(key, b"".join((header, ctx_len, ctx, payload)))
         return b"".join((header, payload, mac))
+
+    def _mac(self, key: bytes, msg: bytes) -> bytes:
+        """``hmac.digest(key, msg, "sha256")`` for one of this codec's keys."""
+        mac = self._macs.get(key)
+        if mac is None:
+            mac = self._macs[key] = _HmacSha256(key)
+        return mac.digest(msg)
 
     def _remember(self, blob: bytes, ctx: bytes) -> None:
         """Note a result blob sealed here under ``ctx``, for :meth:`rebind`."""
@@ -434,7 +468,7 @@ class Codec:
             head = bytes(blob[:header_size])
         signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
         if key is not None:
-            mac = hmac.digest(key, signed_part, "sha256")
+            mac = self._mac(key, signed_part)
         else:
             mac = hashlib.sha256(_UNSIGNED_PREFIX + signed_part).digest()
         return b"".join((head, payload, mac))
@@ -500,7 +534,7 @@ class Codec:
                     f"codec's keyring {list(self._keyring.key_ids)}; keep old keys until "
                     "their blobs expire"
                 )
-            expected = hmac.digest(key, signed_part, "sha256")
+            expected = self._mac(key, signed_part)
             if not hmac.compare_digest(expected, data[end:]):
                 raise TamperedError(
                     "HMAC does not verify: the blob was modified, signed with another key, "

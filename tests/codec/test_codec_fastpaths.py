@@ -3,6 +3,8 @@ bytes parser, and re-tagging blobs the codec sealed itself."""
 
 from __future__ import annotations
 
+import hmac
+import os
 import pickle
 import random
 from datetime import UTC, datetime, timedelta, timezone
@@ -11,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agentkit.codec import Codec, pickle_layer
-from agentkit.codec._codec import _dump_result_payload, _parse, _plain_meta
+from agentkit.codec._codec import _dump_result_payload, _HmacSha256, _parse, _plain_meta
 from agentkit.envelope import parse_header
 from agentkit.errors import CodecError, CorruptError, TamperedError
 from agentkit.result import SerializableAgentResult
@@ -137,3 +139,13 @@ def test_the_bytes_parser_agrees_with_parse_header() -> None:
         assert data == blob and tuple(fields) == expected
         assert tuple(_parse(bytearray(blob))[1:]) == expected
         assert tuple(_parse(memoryview(blob))[1:]) == expected
+
+
+@pytest.mark.parametrize("key_len", [16, 32, 63, 64, 65, 200])
+def test_the_keyed_hmac_equals_hmac_digest(key_len: int) -> None:
+    key = os.urandom(key_len)
+    mac = _HmacSha256(key)
+    for size in (0, 1, 55, 64, 600, 10_000):
+        msg = os.urandom(size)
+        assert mac.digest(msg) == hmac.digest(key, msg, "sha256")
+        assert mac.digest(msg) == mac.digest(msg)  # the keyed states are not consumed
