@@ -162,6 +162,11 @@ class _Deadline:
             self._at = deadline
 
 
+#: the data of engine events, as keys and values (see EventStream.push_items)
+_STARTED_KEYS = ("attempt",)
+_COMPLETED_KEYS = ("attempt", "status", "duration_s", "replaced")
+_RUN_COMPLETED_KEYS = ("status", "duration_s")
+
 #: what stages use in place of a span when telemetry is off
 _NO_SPAN = SpanHandle()
 _NO_SCOPE = contextlib.nullcontext(_NO_SPAN)
@@ -353,7 +358,7 @@ class UserExecutionEngine:
                 job_deadline,
                 ctx_bytes,
             )
-            run.events.push(AGENT_STARTED, name, {"attempt": attempt})
+            run.events.push_items(AGENT_STARTED, name, _STARTED_KEYS, (attempt,))
             with (
                 tel.agent_span(
                     name,
@@ -426,15 +431,11 @@ class UserExecutionEngine:
                 await asyncio.sleep(retry_after)
                 continue
             if result.status is AgentStatus.SUCCEEDED:
-                run.events.push(
+                run.events.push_items(
                     AGENT_COMPLETED,
                     name,
-                    {
-                        "attempt": attempt,
-                        "status": "succeeded",
-                        "duration_s": duration,
-                        "replaced": result.report.total,
-                    },
+                    _COMPLETED_KEYS,
+                    (attempt, "succeeded", duration, result.report.total),
                 )
             else:
                 run.events.push(AGENT_FAILED, name, _failure_data(result, attempt))
@@ -678,10 +679,8 @@ class UserExecutionEngine:
             "run_s": 0.0 if started is None else finished_mono - started,
             "total_s": finished_mono - run.submitted_mono,
         }
-        run.events.push(
-            RUN_COMPLETED,
-            None,
-            {"status": status_.value, "duration_s": timings["total_s"]},
+        run.events.push_items(
+            RUN_COMPLETED, None, _RUN_COMPLETED_KEYS, (status_.value, timings["total_s"])
         )
         run.events.close()
         run_result = RunResult(
