@@ -565,7 +565,7 @@ class UserExecutionEngine:
                         on_error = run.on_write_error = functools.partial(_write_failed, self, run)
                     queue(result, blob, on_error)
                 elif rt.save_results_nowait is not None:
-                    run.pending_writes.append(rt.save_results_nowait([_record(result, blob)]))
+                    _pending(run).append(rt.save_results_nowait([_record(result, blob)]))
                 else:
                     await rt.store.save_results([_record(result, blob)])
         except Exception as exc:
@@ -582,7 +582,7 @@ class UserExecutionEngine:
                 rt.queue_run(self.run_record(run, status), on_error)
             else:
                 assert rt.save_run_nowait is not None
-                run.pending_writes.append(rt.save_run_nowait(self.run_record(run, status)))
+                _pending(run).append(rt.save_run_nowait(self.run_record(run, status)))
         except Exception as exc:
             self._store_failed(run, exc)
 
@@ -594,7 +594,7 @@ class UserExecutionEngine:
         pending = run.pending_writes
         if not pending:
             return
-        run.pending_writes = []
+        run.pending_writes = None
         waiting = [f for f in pending if not f.done()]
         if waiting:
             await asyncio.wait(waiting)
@@ -696,6 +696,13 @@ class UserExecutionEngine:
         )
         if not run.done.done():
             run.done.set_result(run_result)
+
+
+def _pending(run: RunState) -> list[asyncio.Future[None]]:
+    pending = run.pending_writes
+    if pending is None:
+        pending = run.pending_writes = []
+    return pending
 
 
 def _write_failed(engine: UserExecutionEngine, run: RunState, exc: BaseException) -> None:

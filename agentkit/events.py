@@ -80,11 +80,9 @@ class EventStream:
     __slots__ = ("_buf", "_closed", "_reading", "_run_id", "_seq", "_user_id", "_waiter", "dropped")
 
     def __init__(self, run_id: str, user_id: str, maxlen: int) -> None:
-        # (kind, agent, seq, time, data, None), or (kind, agent, seq, time, keys, values) from
+        # (kind, agent, seq, time, data), or (kind, agent, seq, time, keys, *values) from
         # push_items; the RunEvent (and then its data dict) is made when the event is read
-        self._buf: deque[tuple[str, str | None, int, float, Any, tuple[Any, ...] | None]] = deque(
-            maxlen=maxlen
-        )
+        self._buf: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
         self._run_id = run_id
         self._user_id = user_id
         self._seq = 0
@@ -106,7 +104,7 @@ class EventStream:
         buf = self._buf
         if len(buf) == buf.maxlen:
             self.dropped += 1
-        buf.append((kind, agent, seq, time.time(), data, None))
+        buf.append((kind, agent, seq, time.time(), data))
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -126,7 +124,8 @@ class EventStream:
         buf = self._buf
         if len(buf) == buf.maxlen:
             self.dropped += 1
-        buf.append((kind, agent, seq, time.time(), keys, values))
+        # one flat tuple: nested in another, even a plain tuple keeps the outer one tracked
+        buf.append((kind, agent, seq, time.time(), keys, *values))
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -155,10 +154,11 @@ class EventStream:
         try:
             while True:
                 while buf:
-                    kind, agent, seq, at, data, values = buf.popleft()
-                    if values is not None:
-                        data = dict(zip(data, values, strict=True))
-                    yield RunEvent(kind, run_id, user_id, agent, seq, at, data)
+                    entry = buf.popleft()
+                    data = entry[4]
+                    if type(data) is tuple:  # push_items: the keys, then the values
+                        data = dict(zip(data, entry[5:], strict=True))
+                    yield RunEvent(entry[0], run_id, user_id, entry[1], entry[2], entry[3], data)
                 if self._closed:
                     return
                 waiter = asyncio.get_running_loop().create_future()

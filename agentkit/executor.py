@@ -250,18 +250,18 @@ def encode_outcome(
     try:
         if tel.enabled:
             with tel.step_span("agentkit.clean_result") as span:
-                result = cls.result_type._from_raw_meta(raw, common, sanitizer=rt.sanitizer)
+                result, pickled = cls.result_type._clean_raw(raw, common, sanitizer=rt.sanitizer)
                 report = result.report
                 if report.total:
                     span.set(replaced=report.total, lossy=report.lossy)
                     tel.record_sanitizer(report.counts)
             with tel.step_span("agentkit.codec.encode") as span:
-                blob = rt.codec.encode_result(result, context=job.blob_context)
+                blob = rt.codec._encode_result(result, job.blob_context, pickled)
                 layer = layer_name(blob)
                 span.set(layer=layer, payload_bytes=len(blob))
         else:
-            result = cls.result_type._from_raw_meta(raw, common, sanitizer=rt.sanitizer)
-            blob = rt.codec.encode_result(result, context=job.blob_context)
+            result, pickled = cls.result_type._clean_raw(raw, common, sanitizer=rt.sanitizer)
+            blob = rt.codec._encode_result(result, job.blob_context, pickled)
             layer = ""
     except Exception as exc:
         log.warning(

@@ -296,27 +296,42 @@ class SerializableAgentResult(BaseModel):
         status: AgentStatus = AgentStatus.SUCCEEDED,
         sanitizer: ObjectSanitizer | None = None,
     ) -> Self:
-        """:meth:`from_raw` for metadata already checked (the executors build it from
-        validated run state): ``meta`` holds exactly from_raw's id, time and attempt
-        arguments; it is used as it is, not copied."""
+        """:meth:`from_raw` for metadata already checked: ``meta`` holds exactly from_raw's
+        id, time and attempt arguments; it is used as it is, not copied."""
+        return cls._clean_raw(raw, meta, status, sanitizer, keep_pickle=True)[0]
+
+    @classmethod
+    def _clean_raw(
+        cls,
+        raw: Any,
+        meta: dict[str, Any],
+        status: AgentStatus = AgentStatus.SUCCEEDED,
+        sanitizer: ObjectSanitizer | None = None,
+        *,
+        keep_pickle: bool = False,
+    ) -> tuple[Self, bytes | None]:
+        """:meth:`_from_raw_meta`, and the pickle of the clean output ``sanitize_pickled``
+        made (None when there is none to reuse). Executors pass it to the codec themselves
+        (``keep_pickle=False``), so the result does not hold it for its whole life."""
         if isinstance(raw, BaseException):
             error = ErrorInfo.from_exception(raw)
             failed = AgentStatus.FAILED if status is AgentStatus.SUCCEEDED else status
-            return cls._build(meta, failed, None, error, _EMPTY_SUMMARY, None)
+            return cls._build(meta, failed, None, error, _EMPTY_SUMMARY, None), None
         san = sanitizer if sanitizer is not None else _get_default_sanitizer()
         try:
             shaped = cls.clean_result(raw, san)
         except Exception as exc:
             error = ErrorInfo.from_exception(exc, note=f"{cls.__qualname__}.clean_result raised")
-            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None)
+            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None), None
         try:
             clean, report, pickled = san.sanitize_pickled(shaped)
         except Exception as exc:  # the sanitizer promises not to raise; never trust it blindly
             error = ErrorInfo.from_exception(exc, note="the sanitizer raised")
-            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None)
+            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None), None
         # a keep_picklable output may hold any picklable object: the codec decides how to pickle
         reuse = None if _keeps_live_objects(san) else pickled
-        return cls._build(meta, status, clean, None, _summary(report), reuse)
+        kept = reuse if keep_pickle else None
+        return cls._build(meta, status, clean, None, _summary(report), kept), reuse
 
     @classmethod
     def from_error(

@@ -134,7 +134,7 @@ class RunState:
         self.unsaved: dict[str, bytes] = {}
         #: store writes queued without waiting (a store with ``save_results_nowait``); the
         #: run's end waits for them before its result resolves
-        self.pending_writes: list[asyncio.Future[None]] = []
+        self.pending_writes: list[asyncio.Future[None]] | None = None
         #: the error callback of writes queued without a future (set by the engine)
         self.on_write_error: Callable[[BaseException], None] | None = None
         #: the task running the stages, while it does (cancelled to stop the run)

@@ -364,13 +364,20 @@ class Codec:
             raise TypeError(
                 f"encode_result needs a SerializableAgentResult, got {type(result).__name__}"
             )
+        return self._encode_result(result, context, result._output_pickle_bytes())
+
+    def _encode_result(
+        self, result: SerializableAgentResult, context: bytes | str, output_pickle: bytes | None
+    ) -> bytes:
+        """:meth:`encode_result`; ``output_pickle`` is the pickle ``sanitize_pickled`` made
+        of ``result.output`` (executors hand it over from ``_clean_raw``), or None."""
         ctx = _context_bytes(context)
         meta = result._codec_meta()
         reasons: list[str] = []
         for tag in self._encode_layers:
             try:
                 if tag is LayerTag.PICKLE:
-                    out = result._output_pickle_bytes()
+                    out = output_pickle
                     if out is None:
                         out = pickle_layer.dumps(
                             result.output, full=self._full_pickle, extra=self._pickle_types

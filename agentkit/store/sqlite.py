@@ -275,6 +275,13 @@ class SQLiteStore(BaseStore):
                 f"{self!r} is not started; call `await store.start()` or use `async with store`"
             )
 
+    async def save_run(self, run: RunRecord) -> None:
+        # BaseStore.save_run without its two inner awaits (callers wait for this one often)
+        if type(self)._save_run is not SQLiteStore._save_run:
+            await super().save_run(run)  # a subclass hooks _save_run: go through it
+            return
+        await SQLiteStore.save_run_nowait(self, run)
+
     async def _save_run(self, run: RunRecord) -> None:
         self._check_started()
         await self._writer.write_rows(_RUNS, [schema.run_row(run)])
