@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -239,19 +239,22 @@ class UserExecutionEngine:
 
     # --- a run -----------------------------------------------------------------------------
 
-    async def execute(self, run: RunState) -> None:
-        """Run ``run`` to its end; never raises (failures end up in the run's result)."""
+    def execute(self, run: RunState) -> Coroutine[Any, Any, None]:
+        """Start ``run``; awaiting what this returns runs it to its end. That never raises
+        (failures end up in the run's result)."""
         rt = self._rt
-        tel = rt.telemetry
         run.started_mono = now = time.monotonic()
         run.started_at = datetime.now(UTC)
         run.status = RunStatus.RUNNING
-        queue_wait = now - run.submitted_mono
         rt.stats.runs_started += 1
         run.events.push(RUN_STARTED, None, {"pipeline": list(run.plan.order)})
         if not rt.tel_on:
-            await self._execute(run, now)
-            return
+            return self._execute(run, now)  # one coroutine less held while the run lasts
+        return self._execute_traced(run, now)
+
+    async def _execute_traced(self, run: RunState, now: float) -> None:
+        tel = self._rt.telemetry
+        queue_wait = now - run.submitted_mono
         tel.record_queue_wait(queue_wait)
         with tel.workflow_span(
             run.plan.name,

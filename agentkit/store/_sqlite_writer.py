@@ -41,7 +41,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from agentkit.errors import StoreError
@@ -104,7 +104,7 @@ class _Op:
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[Any] | Callable[[BaseException], None] | None,
         bulk: BulkStatement | None = None,
-        rows: list[tuple[Any, ...]] | None = None,
+        rows: Sequence[tuple[Any, ...]] | None = None,
     ) -> None:
         self.fn = fn
         self.size = size
@@ -267,7 +267,7 @@ class SQLiteWriter:
     def queue_rows(
         self,
         stmt: BulkStatement,
-        rows: list[tuple[Any, ...]],
+        rows: Sequence[tuple[Any, ...]],
         on_error: Callable[[BaseException], None],
     ) -> None:
         """:meth:`submit_rows` without a future: a failure is reported by calling

@@ -280,7 +280,9 @@ class SQLiteStore(BaseStore):
         if type(self)._save_run is not SQLiteStore._save_run:
             await super().save_run(run)  # a subclass hooks _save_run: go through it
             return
-        await SQLiteStore.save_run_nowait(self, run)
+        written = SQLiteStore.save_run_nowait(self, run)
+        del run  # not held while waiting: a caller may have many runs waiting at once
+        await written
 
     async def _save_run(self, run: RunRecord) -> None:
         self._check_started()
@@ -340,7 +342,7 @@ class SQLiteStore(BaseStore):
         if not isinstance(run, RunRecord):
             raise InvalidPayloadError(f"save_run takes a RunRecord, got {type(run).__name__}")
         self._check_started()
-        self._writer.queue_rows(_RUNS, [schema.run_row(run)], on_error)
+        self._writer.queue_rows(_RUNS, (schema.run_row(run),), on_error)
 
     def queue_result(
         self,
@@ -367,7 +369,7 @@ class SQLiteStore(BaseStore):
             )
         check_result_envelope(blob)
         self._check_started()
-        self._writer.queue_rows(_RESULTS, [schema.result_row_of(result, blob)], on_error)
+        self._writer.queue_rows(_RESULTS, (schema.result_row_of(result, blob),), on_error)
 
     async def _get_run(self, user_id: str, run_id: str) -> StoredRun | None:
         def query(conn: sqlite3.Connection) -> StoredRun | None:
