@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import math
 import random
+import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -116,7 +118,9 @@ class _Deadline:
     :meth:`arm` sets the stage's deadline and starts a timer only when none is due by then;
     :meth:`disarm` just forgets the deadline. A timer that comes due for a deadline that has
     since moved later (the next stage's) re-arms itself for it, so a run of short stages
-    costs one timer in all. ``fired`` tells a timeout from any other cancellation.
+    costs one timer in all. ``fired`` tells a timeout from any other cancellation. The
+    timer's callback reads no context variables: it runs in an empty context of the thread,
+    which spares each timer a copy of the current one.
     """
 
     __slots__ = ("_at", "_handle", "_loop", "deadline", "fired", "task")
@@ -135,7 +139,7 @@ class _Deadline:
         if deadline < self._at:
             if self._handle is not None:
                 self._handle.cancel()
-            self._handle = self._loop.call_at(deadline, self._fire)
+            self._handle = self._loop.call_at(deadline, self._fire, context=_timer_context())
             self._at = deadline
 
     def disarm(self) -> None:
@@ -158,8 +162,19 @@ class _Deadline:
             self.fired = True
             self.task.cancel()
         elif deadline != math.inf:
-            self._handle = self._loop.call_at(deadline, self._fire)
+            self._handle = self._loop.call_at(deadline, self._fire, context=_timer_context())
             self._at = deadline
+
+
+_TIMER_CONTEXTS = threading.local()
+
+
+def _timer_context() -> contextvars.Context:
+    """An empty context for this thread's deadline timers (see _Deadline)."""
+    ctx: contextvars.Context | None = getattr(_TIMER_CONTEXTS, "ctx", None)
+    if ctx is None:
+        ctx = _TIMER_CONTEXTS.ctx = contextvars.Context()
+    return ctx
 
 
 #: the data of engine events, as keys and values (see EventStream.push_items)

@@ -398,7 +398,7 @@ class Supervisor:
             self._run_task(engine, run), context=run.pyctx
         )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._tasks.discard, context=run.pyctx)  # no context copy
 
     async def _run_task(self, engine: UserExecutionEngine, run: RunState) -> None:
         try:
