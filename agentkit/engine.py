@@ -712,8 +712,7 @@ class UserExecutionEngine:
             run.error,
             run.persisted,
         )
-        if not run.done.done():
-            run.done.set_result(run_result)
+        run.settle(run_result)
 
 
 def _pending(run: RunState) -> list[asyncio.Future[None]]:

@@ -100,6 +100,7 @@ class RunState:
         "task",
         "unsaved",
         "user_id",
+        "waiters",
     )
 
     def __init__(
@@ -144,8 +145,27 @@ class RunState:
         self.error: dict[str, Any] | None = None
         self.persisted = True
         self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        #: futures of RunHandle.result() calls waiting for ``done``; complete ``done`` only
+        #: through :meth:`settle`, which wakes them
+        self.waiters: list[asyncio.Future[None]] | None = None
         self.otel_parent = otel_parent
         self.pyctx = contextvars.copy_context()
+
+    def settle(self, result: RunResult | None = None, exc: BaseException | None = None) -> None:
+        """Resolve ``done`` with ``result`` (or ``exc``) unless it is already, and wake the
+        :meth:`RunHandle.result` calls waiting for it."""
+        done = self.done
+        if not done.done():
+            if exc is None:
+                done.set_result(result)  # type: ignore[arg-type]
+            else:
+                done.set_exception(exc)
+        waiters = self.waiters
+        if waiters:
+            self.waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def request_cancel(self, reason: RunStatus) -> None:
         """Ask the run to stop; ``reason`` is CANCELLED or INTERRUPTED."""
@@ -211,7 +231,22 @@ class RunHandle:
 
     async def result(self) -> RunResult:
         """Wait for the run to end; its records are durable in the store when this returns."""
-        return await asyncio.shield(self._state.done)
+        state = self._state
+        done = state.done
+        if not done.done():
+            # like asyncio.shield(done): cancelling this call cancels only its own waiter
+            waiter: asyncio.Future[None] = done.get_loop().create_future()
+            waiters = state.waiters
+            if waiters is None:
+                waiters = state.waiters = []
+            waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                waiters = state.waiters
+                if waiter.cancelled() and waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
+        return done.result()
 
     async def cancel(self) -> bool:
         """Cancel the run (queued or running) and wait until it has stopped.

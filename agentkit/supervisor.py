@@ -405,8 +405,7 @@ class Supervisor:
             await engine.execute(run)
         except BaseException as exc:  # execute() handles everything; this is a last resort
             log.exception("run %s crashed in the engine", run.run_id)
-            if not run.done.done():
-                run.done.set_exception(exc)
+            run.settle(exc=exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
