@@ -66,12 +66,13 @@ class BulkStatement:
 
     def __init__(self, sql: str, *, max_rows: int = 512) -> None:
         head, sep, rest = sql.partition("VALUES")
-        group, close, tail = rest.partition(")")
-        if not sep or not close:
+        end = _group_end(rest)
+        if not sep or end < 0:
             raise ValueError("BulkStatement needs an INSERT … VALUES (…) statement")
+        group, tail = rest[: end + 1], rest[end + 1 :]
         self.ncols = group.count("?")
         self._head = head + "VALUES "
-        self._group = group.strip() + ")"
+        self._group = group.strip()
         self._tail = tail
         self.chunks = tuple(c for c in self._CHUNKS if c <= max_rows) or (1,)
         self._sql: dict[int, str] = {}
@@ -92,6 +93,21 @@ class BulkStatement:
                 part = rows[i : i + chunk]
                 conn.execute(self.sql(chunk), [v for row in part for v in row])
                 i += chunk
+
+
+def _group_end(text: str) -> int:
+    """Index of the parenthesis closing the first one in ``text`` (-1: none)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+            if depth < 0:
+                return -1
+    return -1
 
 
 class _Op:

@@ -551,3 +551,49 @@ async def test_inline_writer_commits_a_burst_in_chunks_on_the_loop(tmp_path: Pat
     assert any(t != loop_thread for t in threads)
     assert order == list(range(35)) + list(range(1000, 1150))
     await writer.close()
+
+
+async def test_nullable_columns_keep_values_that_look_like_the_null_markers(
+    tmp_path: Path,
+) -> None:
+    """None is bound as 0 (text columns) or '' (number columns) through NULLIF: falsy real
+    values ('', '0', 0.0, the epoch) still round-trip, and None stays None."""
+    from datetime import UTC, datetime
+
+    from agentkit.status import AgentStatus
+    from agentkit.store.records import ResultRecord, RunRecord
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    blob = make_result("u", "r", "a").blob
+    async with SQLiteStore(tmp_path / "n.db") as store:
+        for i, (session, started, duration) in enumerate(
+            [("", epoch, 0.0), ("0", None, None), (None, epoch, -0.0)]
+        ):
+            run_id = f"r{i}"
+            run = RunRecord(
+                run_id=run_id,
+                user_id="u",
+                session_id=session,
+                pipeline=["a"],
+                status=RunStatus.RUNNING,
+                submitted_at=epoch,
+                started_at=started,
+                error={"type": "0", "message": ""} if session is None else None,
+            )
+            rec = ResultRecord(
+                run_id=run_id,
+                user_id="u",
+                agent="a",
+                agent_version="1",
+                session_id=session,
+                status=AgentStatus.SUCCEEDED,
+                started_at=started,
+                finished_at=started,
+                duration_s=duration,
+                output_json="0",
+                blob=blob,
+            )
+            await store.save_run(run)
+            await store.save_results([rec])
+            got = await store.get_run("u", run_id)
+            assert got is not None and got.run == run and got.results == [rec]
