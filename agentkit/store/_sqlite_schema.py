@@ -37,6 +37,8 @@ __all__ = [
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
+#: each status's value as a plain str (what sqlite3 binds without an adapter lookup), by member
+_VALUES: dict[object, str] = {s: s.value for s in (*RunStatus, *AgentStatus)}
 _TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal)
 _ACTIVE = tuple(s.value for s in RunStatus if not s.is_terminal)
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in _TERMINAL)
@@ -211,7 +213,7 @@ def run_row(run: RunRecord) -> tuple[Any, ...]:
         run.user_id,
         0 if session_id is None else session_id,
         _pipeline_json(run.pipeline),
-        run.status.value,
+        _VALUES.get(run.status) or run.status.value,
         to_us(run.submitted_at),
         "" if started_at is None else to_us(started_at),
         "" if finished_at is None else to_us(finished_at),
@@ -300,7 +302,7 @@ def _result_row(
         user_id,
         agent_version,
         0 if session_id is None else session_id,
-        status.value,
+        _VALUES.get(status) or status.value,
         "" if started is None else started,
         "" if finished is None else finished,
         "" if duration_s is None else duration_s,
