@@ -304,7 +304,6 @@ class UserExecutionEngine:
                             for name in level:
                                 tg.create_task(self._stage(run, name, deadline, None))
         except asyncio.CancelledError:
-            timer.close()
             run.task = None
             if run.cancel_reason is None:  # not ours (event loop shutdown): record, re-raise
                 run.cancel_reason = RunStatus.INTERRUPTED
@@ -314,7 +313,8 @@ class UserExecutionEngine:
         except Exception as exc:  # a bug or a backend failure outside a stage
             log.exception("run %s failed inside the engine", run.run_id)
             run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
-        timer.close()
+        finally:
+            timer.close()
         run.task = None
         await self._finish(run)
 
@@ -396,7 +396,6 @@ class UserExecutionEngine:
                 try:
                     outcome = await rt.executor.run_stage(job, emit)
                 except asyncio.CancelledError:
-                    timer.disarm()
                     if not timer.fired:
                         raise
                     timer.task.uncancel()  # take back the timer's own cancel request
@@ -404,9 +403,8 @@ class UserExecutionEngine:
                         raise
                     outcome = self._timeout_outcome(run, job, cls.retry_on, deadline, timeout)
                 except Exception as exc:  # the executor itself failed (e.g. a lost worker)
-                    timer.disarm()
                     outcome = self._failure_outcome(run, job, exc, cls.retry_on)
-                else:
+                finally:
                     timer.disarm()
                 if run.cancel_reason is not None:
                     # the agent swallowed the cancellation; the run stops all the same

@@ -77,15 +77,17 @@ _META_PROLOGUE, _META_MEMO = _meta_seeds()
 _PROTO_HEADER = bytes((pickle.PROTO[0], pickle_layer.PROTOCOL))
 
 
+_PLAIN_META_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain_meta(meta: dict[str, Any]) -> bool:
     """``meta`` (from ``_codec_meta``) holds only what a restricted unpickler loads without
-    the clean pickler's checks: no error, report or extra fields, and UTC or naive times."""
-    if meta["error"] is not None or meta["report"] is not None or "extra" in meta:
-        return False
-    for name in ("started_at", "finished_at"):
-        value = meta[name]
-        if value is not None and (
-            type(value) is not datetime or not (value.tzinfo is None or value.tzinfo is UTC)
+    the clean pickler's checks: exact str, int, float, bool, None, and UTC or naive
+    datetimes (an error, a report or extra fields take the clean pickler)."""
+    for value in meta.values():
+        t = type(value)
+        if t not in _PLAIN_META_TYPES and not (
+            t is datetime and (value.tzinfo is None or value.tzinfo is UTC)
         ):
             return False
     return True

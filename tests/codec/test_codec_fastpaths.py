@@ -15,7 +15,7 @@ import pytest
 from agentkit.codec import Codec, pickle_layer
 from agentkit.codec._codec import _dump_result_payload, _HmacSha256, _parse, _plain_meta
 from agentkit.envelope import parse_header
-from agentkit.errors import CodecError, CorruptError, TamperedError
+from agentkit.errors import CodecError, CorruptError, EncodeError, TamperedError
 from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus
 
@@ -149,3 +149,26 @@ def test_the_keyed_hmac_equals_hmac_digest(key_len: int) -> None:
         msg = os.urandom(size)
         assert mac.digest(msg) == hmac.digest(key, msg, "sha256")
         assert mac.digest(msg) == mac.digest(msg)  # the keyed states are not consumed
+
+
+def test_metadata_with_a_str_subclass_is_refused_not_pickled_by_name() -> None:
+    class Name(str):
+        pass
+
+    codec = Codec(signing_keys=[("k1", KEY)])
+    result = SerializableAgentResult._from_raw_meta(
+        {"x": 1},
+        {
+            "agent": "a",
+            "agent_version": "1",
+            "user_id": Name("u"),
+            "run_id": "r",
+            "session_id": None,
+            "started_at": T0,
+            "finished_at": T0,
+            "attempt": 1,
+        },
+    )
+    assert not _plain_meta(result._codec_meta())
+    with pytest.raises(EncodeError):  # the clean pickler's verdict, not a blob naming Name
+        codec.encode_result(result, context=b"c")
