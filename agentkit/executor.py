@@ -250,7 +250,7 @@ def encode_outcome(
     try:
         if tel.enabled:
             with tel.step_span("agentkit.clean_result") as span:
-                result, pickled = cls.result_type._clean_raw(raw, common, sanitizer=rt.sanitizer)
+                result, pickled = _clean(cls.result_type, raw, common, rt.sanitizer)
                 report = result.report
                 if report.total:
                     span.set(replaced=report.total, lossy=report.lossy)
@@ -260,7 +260,7 @@ def encode_outcome(
                 layer = layer_name(blob)
                 span.set(layer=layer, payload_bytes=len(blob))
         else:
-            result, pickled = cls.result_type._clean_raw(raw, common, sanitizer=rt.sanitizer)
+            result, pickled = _clean(cls.result_type, raw, common, rt.sanitizer)
             blob = rt.codec._encode_result(result, job.blob_context, pickled)
             layer = ""
     except Exception as exc:
@@ -283,6 +283,22 @@ def encode_outcome(
     if tel.enabled:
         tel.record_encoding(layer or layer_name(blob), len(blob))
     return StageOutcome(result, blob, retryable, error_type_name(failed))
+
+
+_BASE_FROM_RAW = getattr(SerializableAgentResult.from_raw, "__func__", None)
+
+
+def _clean(
+    result_type: type[SerializableAgentResult],
+    raw: Any,
+    common: dict[str, Any],
+    sanitizer: ObjectSanitizer,
+) -> tuple[SerializableAgentResult, bytes | None]:
+    """``result_type.from_raw(raw, **common)``, and the output's pickle for the codec."""
+    if getattr(result_type.from_raw, "__func__", None) is _BASE_FROM_RAW:
+        return result_type._clean_raw(raw, common, sanitizer=sanitizer)
+    result = result_type.from_raw(raw, sanitizer=sanitizer, **common)  # a subclass's own
+    return result, result._output_pickle_bytes()
 
 
 def _thread_safe(emit: EmitFn) -> EmitFn:

@@ -511,3 +511,17 @@ async def test_a_timed_out_stage_is_not_mistaken_for_a_cancel_in_the_next_one(
     res = await sup.run("u", ["flaky", "free"])
     assert first_attempts == [1, 2]
     assert res.ok and res.output("flaky") == 2 and res.output("free") == 1
+
+
+async def test_a_result_type_overriding_from_raw_is_still_used(closing: list[Supervisor]) -> None:
+    class Tagged(SerializableAgentResult):
+        @classmethod
+        def from_raw(cls, raw: Any, **kw: Any) -> Tagged:  # type: ignore[override]
+            return super().from_raw({"tagged": raw}, **kw)
+
+    sup = await _sup([make_agent("t", returns=3, result_type=Tagged)])
+    closing.append(sup)
+    res = await sup.run("u", ["t"])
+    assert res.output("t") == {"tagged": 3}
+    stored = await sup.get_run("u", res.run_id)
+    assert stored.output("t") == {"tagged": 3}
