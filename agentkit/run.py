@@ -151,15 +151,15 @@ class RunState:
         self.otel_parent = otel_parent
         self.pyctx = contextvars.copy_context()
 
-    def settle(self, result: RunResult | None = None, exc: BaseException | None = None) -> None:
-        """Resolve ``done`` with ``result`` (or ``exc``) unless it is already, and wake the
-        :meth:`RunHandle.result` calls waiting for it."""
+    def settle(self, outcome: RunResult | BaseException) -> None:
+        """Resolve ``done`` with ``outcome`` (a result, or the exception to raise) unless it
+        is already, and wake the :meth:`RunHandle.result` calls waiting for it."""
         done = self.done
         if not done.done():
-            if exc is None:
-                done.set_result(result)  # type: ignore[arg-type]
+            if isinstance(outcome, BaseException):
+                done.set_exception(outcome)
             else:
-                done.set_exception(exc)
+                done.set_result(outcome)
         waiters = self.waiters
         if waiters:
             self.waiters = None

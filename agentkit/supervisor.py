@@ -405,7 +405,7 @@ class Supervisor:
             await engine.execute(run)
         except BaseException as exc:  # execute() handles everything; this is a last resort
             log.exception("run %s crashed in the engine", run.run_id)
-            run.settle(exc=exc)
+            run.settle(exc)
             if not isinstance(exc, Exception):
                 raise
         finally:

@@ -162,6 +162,9 @@ class MemoryCache(BaseCache):
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
         # BaseCache.set for one entry without the list and the extra call (the engine's path)
+        if type(self)._set_many is not MemoryCache._set_many:
+            await super().set(key, value, ttl=ttl)  # a subclass hooks _set_many: go through it
+            return
         check_result_envelope(value)
         if type(key) is not str or not key:
             self._check_key(key)  # raises
