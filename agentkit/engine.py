@@ -10,20 +10,29 @@ and telemetry. Downstream stages see ``result.output`` — clean — in ``ctx.up
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import functools
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agentkit._records import make_result_record, make_run_record
+from agentkit._engine_support import (
+    COMPLETED_KEYS,
+    NO_SCOPE,
+    RUN_COMPLETED_KEYS,
+    STARTED_KEYS,
+    Deadline,
+    Emitter,
+    failure_data,
+    pending,
+    result_record,
+    run_error,
+)
+from agentkit._records import make_run_record
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
 from agentkit.errors import AgentTimeoutError, RunCancelledError
@@ -33,7 +42,6 @@ from agentkit.events import (
     AGENT_STARTED,
     RUN_COMPLETED,
     RUN_STARTED,
-    EventStream,
 )
 from agentkit.executor import EmitFn, Executor, StageJob, StageOutcome, error_type_name
 from agentkit.keys import UserHasher, cache_key
@@ -46,7 +54,7 @@ from agentkit.scheduler import Lane
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.base import Store
 from agentkit.store.records import ResultRecord, RunRecord
-from agentkit.telemetry import SpanHandle, Telemetry
+from agentkit.telemetry import Telemetry
 
 __all__ = ["EngineRuntime", "EngineStats", "UserExecutionEngine"]
 
@@ -109,101 +117,6 @@ class EngineRuntime:
                 self.queue_run = queue_run
                 self.queue_result = queue_result
         self.tel_on = bool(self.telemetry.enabled)
-
-
-class _Deadline:
-    """Cancels a task when the deadline of the stage it runs passes: one timer per task,
-    not one per stage (a cheaper ``asyncio.timeout_at``).
-
-    :meth:`arm` sets the stage's deadline and starts a timer only when none is due by then;
-    :meth:`disarm` just forgets the deadline. A timer that comes due for a deadline that has
-    since moved later (the next stage's) re-arms itself for it, so a run of short stages
-    costs one timer in all. ``fired`` tells a timeout from any other cancellation. The
-    timer's callback reads no context variables: it runs in an empty context of the thread,
-    which spares each timer a copy of the current one.
-    """
-
-    __slots__ = ("_at", "_handle", "_loop", "deadline", "fired", "task")
-
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self._loop = task.get_loop()
-        self._handle: asyncio.TimerHandle | None = None
-        self._at = math.inf  # when the pending timer comes due
-        self.deadline = math.inf
-        self.fired = False
-
-    def arm(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.fired = False
-        if deadline < self._at:
-            if self._handle is not None:
-                self._handle.cancel()
-            self._handle = self._loop.call_at(deadline, self._fire, context=_timer_context())
-            self._at = deadline
-
-    def disarm(self) -> None:
-        self.deadline = math.inf
-
-    def close(self) -> None:
-        self.deadline = math.inf
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-            self._at = math.inf
-
-    def _fire(self) -> None:
-        due = self._at
-        self._handle = None
-        self._at = math.inf
-        deadline = self.deadline
-        if deadline <= due:
-            self.deadline = math.inf
-            self.fired = True
-            self.task.cancel()
-        elif deadline != math.inf:
-            self._handle = self._loop.call_at(deadline, self._fire, context=_timer_context())
-            self._at = deadline
-
-
-_TIMER_CONTEXTS = threading.local()
-
-
-def _timer_context() -> contextvars.Context:
-    """An empty context for this thread's deadline timers (see _Deadline)."""
-    ctx: contextvars.Context | None = getattr(_TIMER_CONTEXTS, "ctx", None)
-    if ctx is None:
-        ctx = _TIMER_CONTEXTS.ctx = contextvars.Context()
-    return ctx
-
-
-#: the data of engine events, as keys and values (see EventStream.push_items)
-_STARTED_KEYS = ("attempt",)
-_COMPLETED_KEYS = ("attempt", "status", "duration_s", "replaced")
-_RUN_COMPLETED_KEYS = ("status", "duration_s")
-
-#: what stages use in place of a span when telemetry is off
-_NO_SPAN = SpanHandle()
-_NO_SCOPE = contextlib.nullcontext(_NO_SPAN)
-
-
-class _Emitter:
-    """A stage's ``emit``: agents' events, sanitized, to the run's stream and telemetry
-    (one object per stage rather than a closure and its cells)."""
-
-    __slots__ = ("agent", "events", "rt")
-
-    def __init__(self, events: EventStream, agent: str, rt: EngineRuntime) -> None:
-        self.events = events
-        self.agent = agent
-        self.rt = rt
-
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        # always sanitized: besides live objects, secrets under telling keys are redacted
-        cleaned, _ = self.rt.sanitizer.sanitize(data)
-        clean = cleaned if isinstance(cleaned, dict) else {"data": cleaned}
-        self.events.push(kind, self.agent, clean)
-        self.rt.telemetry.agent_event(kind, clean)
 
 
 def store_context(run_id: str, agent: str) -> bytes:
@@ -292,7 +205,7 @@ class UserExecutionEngine:
         deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
         task = asyncio.current_task()
         assert task is not None
-        timer = _Deadline(task)
+        timer = Deadline(task)
         try:
             if run.cancel_reason is None:
                 run.task = task  # from here on, cancelling the run cancels this task
@@ -323,7 +236,7 @@ class UserExecutionEngine:
         await self._finish(run)
 
     async def _stage(
-        self, run: RunState, name: str, deadline: float, timer: _Deadline | None
+        self, run: RunState, name: str, deadline: float, timer: Deadline | None
     ) -> None:
         """Run stage ``name`` (with its retries) and persist its result. ``timer`` is the
         running task's; None in a task of its own (a stage of a concurrent level)."""
@@ -338,7 +251,7 @@ class UserExecutionEngine:
         if timer is None:  # a task of its own: the deadline timer is this task's
             task = asyncio.current_task()
             assert task is not None
-            timer = _Deadline(task)
+            timer = Deadline(task)
             try:
                 await self._stage(run, name, deadline, timer)
             finally:
@@ -376,7 +289,7 @@ class UserExecutionEngine:
                 job_deadline,
                 ctx_bytes,
             )
-            run.events.push_items(AGENT_STARTED, name, _STARTED_KEYS, (attempt,))
+            run.events.push_items(AGENT_STARTED, name, STARTED_KEYS, (attempt,))
             with (
                 tel.agent_span(
                     name,
@@ -387,7 +300,7 @@ class UserExecutionEngine:
                     attempt=attempt,
                 )
                 if tel_on
-                else _NO_SCOPE
+                else NO_SCOPE
             ) as span:
                 if job_timeout is not None:
                     timer.arm(stage_deadline)
@@ -431,7 +344,7 @@ class UserExecutionEngine:
                         run.events.push(
                             AGENT_FAILED,
                             name,
-                            _failure_data(result, attempt, will_retry=True, delay=delay),
+                            failure_data(result, attempt, will_retry=True, delay=delay),
                         )
                         retry_after = delay
                 if retry_after is None:
@@ -450,11 +363,11 @@ class UserExecutionEngine:
                 run.events.push_items(
                     AGENT_COMPLETED,
                     name,
-                    _COMPLETED_KEYS,
+                    COMPLETED_KEYS,
                     (attempt, "succeeded", duration, result.report.total),
                 )
             else:
-                run.events.push(AGENT_FAILED, name, _failure_data(result, attempt))
+                run.events.push(AGENT_FAILED, name, failure_data(result, attempt))
             return
 
     def _timeout_outcome(
@@ -530,7 +443,7 @@ class UserExecutionEngine:
         return base * (1.0 + random.random() * lim.retry_jitter)
 
     def _emitter(self, run: RunState, agent: str) -> EmitFn:
-        return _Emitter(run.events, agent, self._rt)
+        return Emitter(run.events, agent, self._rt.sanitizer, self._rt.telemetry)
 
     # --- persistence -----------------------------------------------------------------------
 
@@ -550,7 +463,7 @@ class UserExecutionEngine:
             prefix = run.cache_prefix = cache_key("agentkit", self.user_hash, run.run_id)
         key = f"{prefix}:{name}"
         try:
-            with tel.step_span("agentkit.cache.set") if tel_on else _NO_SCOPE as span:
+            with tel.step_span("agentkit.cache.set") if tel_on else NO_SCOPE as span:
                 cache_blob = rt.codec.rebind(blob, blob_context, key.encode())
                 if tel_on:
                     span.set(payload_bytes=len(cache_blob))
@@ -571,7 +484,7 @@ class UserExecutionEngine:
                 error_type_name(exc),
             )
         try:
-            with tel.step_span("agentkit.store.save") if tel_on else _NO_SCOPE as span:
+            with tel.step_span("agentkit.store.save") if tel_on else NO_SCOPE as span:
                 if tel_on:
                     span.set(payload_bytes=len(blob))
                 queue = rt.queue_result
@@ -581,9 +494,9 @@ class UserExecutionEngine:
                         on_error = run.on_write_error = functools.partial(_write_failed, self, run)
                     queue(result, blob, on_error)
                 elif rt.save_results_nowait is not None:
-                    _pending(run).append(rt.save_results_nowait([_record(result, blob)]))
+                    pending(run).append(rt.save_results_nowait([result_record(result, blob)]))
                 else:
-                    await rt.store.save_results([_record(result, blob)])
+                    await rt.store.save_results([result_record(result, blob)])
         except Exception as exc:
             self._store_failed(run, exc)
         run.unsaved.pop(name, None)
@@ -598,7 +511,7 @@ class UserExecutionEngine:
                 rt.queue_run(self.run_record(run, status), on_error)
             else:
                 assert rt.save_run_nowait is not None
-                _pending(run).append(rt.save_run_nowait(self.run_record(run, status)))
+                pending(run).append(rt.save_run_nowait(self.run_record(run, status)))
         except Exception as exc:
             self._store_failed(run, exc)
 
@@ -671,7 +584,7 @@ class UserExecutionEngine:
             ctx = store_context(run.run_id, name)
             blob = rt.codec.encode_result(result, context=ctx)
             await self._persist(run, name, result, blob, ctx)
-            run.events.push(AGENT_FAILED, name, _failure_data(result, 0))
+            run.events.push(AGENT_FAILED, name, failure_data(result, 0))
 
         if run.cancel_reason is not None:
             status_ = run.cancel_reason
@@ -680,7 +593,7 @@ class UserExecutionEngine:
         else:
             status_ = RunStatus.FAILED
         if run.error is None and status_ is not RunStatus.SUCCEEDED:
-            run.error = _run_error(run, status_)
+            run.error = run_error(run, status_)
         run.finished_at = datetime.now(UTC)
         finished_mono = time.monotonic()
         await self._save_run(run, status_)
@@ -696,7 +609,7 @@ class UserExecutionEngine:
             "total_s": finished_mono - run.submitted_mono,
         }
         run.events.push_items(
-            RUN_COMPLETED, None, _RUN_COMPLETED_KEYS, (status_.value, timings["total_s"])
+            RUN_COMPLETED, None, RUN_COMPLETED_KEYS, (status_.value, timings["total_s"])
         )
         run.events.close()
         run_result = RunResult(
@@ -713,67 +626,7 @@ class UserExecutionEngine:
         run.settle(run_result)
 
 
-def _pending(run: RunState) -> list[asyncio.Future[None]]:
-    pending = run.pending_writes
-    if pending is None:
-        pending = run.pending_writes = []
-    return pending
-
-
 def _write_failed(engine: UserExecutionEngine, run: RunState, exc: BaseException) -> None:
     """The error callback of a run's queued store writes."""
     if isinstance(exc, Exception):
         engine._store_failed(run, exc)
-
-
-def _record(result: SerializableAgentResult, blob: bytes) -> ResultRecord:
-    # ResultRecord.from_result() without re-validating fields the result already validated;
-    # the store checks the envelope on write
-    return make_result_record(
-        {
-            "run_id": result.run_id,
-            "user_id": result.user_id,
-            "agent": result.agent,
-            "agent_version": result.agent_version,
-            "session_id": result.session_id,
-            "status": result.status,
-            "started_at": result.started_at,
-            "finished_at": result.finished_at,
-            "duration_s": result.duration_s,
-            "output_json": result.output_json(),
-            "blob": blob,
-        }
-    )
-
-
-def _error_dict(result: SerializableAgentResult) -> dict[str, Any]:
-    err = result.error
-    if err is None:
-        return {"type": result.status.value, "message": ""}
-    return {"type": err.type, "message": err.message}
-
-
-def _failure_data(
-    result: SerializableAgentResult,
-    attempt: int,
-    *,
-    will_retry: bool = False,
-    delay: float | None = None,
-) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "attempt": attempt,
-        "status": result.status.value,
-        "error": _error_dict(result),
-        "will_retry": will_retry,
-    }
-    if delay is not None:
-        data["retry_in_s"] = delay
-    return data
-
-
-def _run_error(run: RunState, status: RunStatus) -> dict[str, Any]:
-    for name in run.plan.order:
-        r = run.results.get(name)
-        if r is not None and r.status not in (AgentStatus.SUCCEEDED, AgentStatus.SKIPPED):
-            return {"agent": name, **_error_dict(r)}
-    return {"agent": None, "type": status.value, "message": f"run {status.value}"}

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
-import pickle
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, TypeVar
 
 from agentkit.codec import json_layer, pickle_layer, str_layer
 from agentkit.codec._common import NotEncodable
+from agentkit.codec._fastpaths import HmacSha256, dump_plain, parse, plain_meta
 from agentkit.codec.keyring import KeyInput, Keyring
 from agentkit.envelope import (
     FORMAT_VERSION,
@@ -57,71 +55,6 @@ _SEALED_MAX = 256
 _SEALED_MAX_BYTES = 8192
 
 
-def _meta_seeds() -> tuple[bytes, dict[int, tuple[int, Any]]]:
-    """Pickle ops that put the classes a UTC or naive datetime reduces to (and
-    ``timezone.utc``) into the unpickler's memo, and the matching pickler memo.
-
-    A pickler given that memo writes each of them as a two-byte memo reference instead of a
-    global lookup (and ``timezone.utc`` without its slow ``tzinfo.__reduce__``).
-    """
-    buf = io.BytesIO()
-    pickler = pickle.Pickler(buf, pickle_layer.PROTOCOL)
-    pickler.dump((datetime, timezone, timedelta, UTC))
-    memo = pickler.memo.copy()  # holds the seeded objects, so their ids stay theirs
-    data = buf.getvalue()
-    # drop PROTO, and turn the final STOP into POP (same length: the frame stays valid)
-    return data[2:-1] + pickle.POP, memo
-
-
-_META_PROLOGUE, _META_MEMO = _meta_seeds()
-_PROTO_HEADER = bytes((pickle.PROTO[0], pickle_layer.PROTOCOL))
-
-
-_PLAIN_META_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-def _plain_meta(meta: dict[str, Any]) -> bool:
-    """``meta`` (from ``_codec_meta``) holds only what a restricted unpickler loads without
-    the clean pickler's checks: exact str, int, float, bool, None, and UTC or naive
-    datetimes (an error, a report or extra fields take the clean pickler)."""
-    for value in meta.values():
-        t = type(value)
-        if t not in _PLAIN_META_TYPES and not (
-            t is datetime and (value.tzinfo is None or value.tzinfo is UTC)
-        ):
-            return False
-    return True
-
-
-#: idle (pickler, buffer) pairs for _dump_result_payload; taken and given back whole, so
-#: threads never share one
-_META_PICKLERS: list[tuple[pickle.Pickler, io.BytesIO]] = []
-
-
-def _dump_result_payload(meta: dict[str, Any], out: bytes) -> bytes:
-    """The pickle layer's result payload ``(format, meta, output pickle)`` for a plain meta,
-    without the clean pickler (the same value ``pickle_layer.dumps`` gives)."""
-    try:
-        pickler, buf = _META_PICKLERS.pop()
-    except IndexError:
-        buf = io.BytesIO()
-        pickler = pickle.Pickler(buf, pickle_layer.PROTOCOL)
-        pickler.memo = _META_MEMO
-        pickler.fast = True  # reads the seeded memo, adds nothing to it
-    pickler.dump((_RESULT_FORMAT, meta, out))
-    view = buf.getbuffer()
-    try:
-        # the pickle without its PROTO opcode, after the one leading the seeding prologue
-        payload = b"".join((_PROTO_HEADER, _META_PROLOGUE, view[2:]))
-    finally:
-        view.release()
-    buf.seek(0)
-    buf.truncate()
-    if len(_META_PICKLERS) < 8:
-        _META_PICKLERS.append((pickler, buf))
-    return payload
-
-
 @dataclass(frozen=True, slots=True)
 class BlobInfo:
     """What :meth:`Codec.inspect` reads from an envelope header (nothing is verified)."""
@@ -154,35 +87,9 @@ class BlobInfo:
 
 _LAYER_TAGS: Final[dict[int, LayerTag]] = {int(t): t for t in LayerTag}
 _RESULT_FLAG = int(EnvelopeFlags.RESULT)
-_KNOWN_FLAGS = int(EnvelopeFlags.LOSSY | EnvelopeFlags.SIGNED | EnvelopeFlags.RESULT)
-_MIN_ENVELOPE = _FIXED.size + _CTX_LEN.size + TAG_SIZE
 #: what _open gives its callers: layer, flags, the verifying key (None: unsigned), header
 #: size and the verified payload
 _Opened = tuple[LayerTag, int, bytes | None, int, bytes]
-
-
-def _parse(blob: object) -> tuple[bytes, int, int, str, int, int]:
-    """``parse_header`` for the common case: the blob as bytes, its layer, flags, key id,
-    header size and payload size. Anything unusual goes through ``parse_header``, which
-    raises the precise error (or, for a bytes-like blob, accepts it)."""
-    if type(blob) is bytes and len(blob) >= _MIN_ENVELOPE:
-        magic, version, layer, flags, key_len = _FIXED.unpack_from(blob)
-        if magic == MAGIC and version == FORMAT_VERSION and not flags & ~_KNOWN_FLAGS:
-            header_size = _FIXED.size + key_len + _CTX_LEN.size
-            if len(blob) >= header_size + TAG_SIZE and bool(flags & _SIGNED) == bool(key_len):
-                (payload_size,) = _CTX_LEN.unpack_from(blob, _FIXED.size + key_len)
-                key = blob[_FIXED.size : _FIXED.size + key_len]
-                if len(blob) == header_size + payload_size + TAG_SIZE and key.isascii():
-                    return blob, layer, flags, key.decode("ascii"), header_size, payload_size
-    header = parse_header(blob)  # type: ignore[arg-type]  # it checks the type itself
-    return (
-        bytes(blob),  # type: ignore[call-overload]
-        header.layer,
-        int(header.flags),
-        header.key_id,
-        header.header_size,
-        header.payload_size,
-    )
 
 
 def _layer_tuple(names: Iterable[str], what: str) -> tuple[LayerTag, ...]:
@@ -198,32 +105,6 @@ def _layer_tuple(names: Iterable[str], what: str) -> tuple[LayerTag, ...]:
         if tag not in tags:
             tags.append(tag)
     return tuple(tags)
-
-
-_IPAD = bytes(x ^ 0x36 for x in range(256))
-_OPAD = bytes(x ^ 0x5C for x in range(256))
-
-
-class _HmacSha256:
-    """HMAC-SHA256 under one key, from the keyed inner and outer hash states computed once
-    (RFC 2104): ``hmac.digest`` sets the key up again on every call, which costs about as
-    much as hashing a small envelope."""
-
-    __slots__ = ("_inner", "_outer")
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) > 64:  # the SHA-256 block size
-            key = hashlib.sha256(key).digest()
-        block = key.ljust(64, b"\0")
-        self._inner = hashlib.sha256(block.translate(_IPAD))
-        self._outer = hashlib.sha256(block.translate(_OPAD))
-
-    def digest(self, msg: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(msg)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
 
 
 def _context_bytes(context: bytes | bytearray | memoryview | str) -> bytes:
@@ -291,7 +172,7 @@ class Codec:
         self._full_pickle = full_pickle
         self._pickle_types = frozenset(pickle_types)
         self._pickle_globals = pickle_layer.safe_globals(self._pickle_types)
-        self._macs: dict[bytes, _HmacSha256] = {}
+        self._macs: dict[bytes, HmacSha256] = {}
         # id(blob) -> (blob, context, header size) of result blobs sealed here
         self._sealed: dict[int, tuple[bytes, bytes, int]] = {}
 
@@ -384,8 +265,8 @@ class Codec:
                         out = pickle_layer.dumps(
                             result.output, full=self._full_pickle, extra=self._pickle_types
                         )
-                    if _plain_meta(meta):
-                        payload = _dump_result_payload(meta, out)
+                    if plain_meta(meta):
+                        payload = dump_plain((_RESULT_FORMAT, meta, out))
                     else:
                         payload = pickle_layer.dumps(
                             (_RESULT_FORMAT, meta, out), extra=self._pickle_types
@@ -434,7 +315,7 @@ class Codec:
         """``hmac.digest(key, msg, "sha256")`` for one of this codec's keys."""
         mac = self._macs.get(key)
         if mac is None:
-            mac = self._macs[key] = _HmacSha256(key)
+            mac = self._macs[key] = HmacSha256(key)
         return mac.digest(msg)
 
     def _remember(self, blob: bytes, ctx: bytes) -> None:
@@ -510,7 +391,7 @@ class Codec:
     def _open(self, blob: bytes | bytearray | memoryview, ctx: bytes) -> _Opened:
         """Check the envelope and its tag; return what the callers need of the header and
         the verified payload."""
-        data, layer, flags, key_id, header_size, payload_size = _parse(blob)
+        data, layer, flags, key_id, header_size, payload_size = parse(blob)
         tag = _LAYER_TAGS.get(layer)
         if tag is None:
             raise UnknownLayerError(

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from agentkit.codec import Codec, pickle_layer
-from agentkit.codec._codec import _dump_result_payload, _HmacSha256, _parse, _plain_meta
+from agentkit.codec._fastpaths import HmacSha256, dump_plain, parse, plain_meta
 from agentkit.envelope import parse_header
 from agentkit.errors import CodecError, CorruptError, EncodeError, TamperedError
 from agentkit.result import SerializableAgentResult
@@ -44,8 +44,8 @@ def test_seeded_metadata_pickle_loads_as_the_clean_pickle(started: datetime | No
     meta = result._codec_meta()
     out = pickle.dumps(result.output, pickle_layer.PROTOCOL)
     clean = pickle_layer.loads(pickle_layer.dumps((1, meta, out)))
-    if _plain_meta(meta):
-        fast = pickle_layer.loads(_dump_result_payload(meta, out))
+    if plain_meta(meta):
+        fast = pickle_layer.loads(dump_plain((1, meta, out)))
         assert fast == clean
         assert [type(v) for v in fast[1].values()] == [type(v) for v in clean[1].values()]
         assert [getattr(v, "tzinfo", None) for v in fast[1].values()] == [
@@ -56,12 +56,10 @@ def test_seeded_metadata_pickle_loads_as_the_clean_pickle(started: datetime | No
 
 
 def test_only_plain_metadata_takes_the_seeded_pickler() -> None:
-    assert _plain_meta(_result()._codec_meta())
-    assert not _plain_meta(
-        _result(started_at=T0.astimezone(ZoneInfo("Europe/Paris")))._codec_meta()
-    )
+    assert plain_meta(_result()._codec_meta())
+    assert not plain_meta(_result(started_at=T0.astimezone(ZoneInfo("Europe/Paris")))._codec_meta())
     failed = SerializableAgentResult.from_raw(ValueError("x"), agent="a", user_id="u", run_id="r")
-    assert not _plain_meta(failed._codec_meta())
+    assert not plain_meta(failed._codec_meta())
 
 
 @pytest.mark.parametrize("signed", [True, False])
@@ -133,18 +131,18 @@ def test_the_bytes_parser_agrees_with_parse_header() -> None:
             expected = _fields(blob)
         except CodecError:
             with pytest.raises(CodecError):
-                _parse(blob)
+                parse(blob)
             continue
-        data, *fields = _parse(blob)
+        data, *fields = parse(blob)
         assert data == blob and tuple(fields) == expected
-        assert tuple(_parse(bytearray(blob))[1:]) == expected
-        assert tuple(_parse(memoryview(blob))[1:]) == expected
+        assert tuple(parse(bytearray(blob))[1:]) == expected
+        assert tuple(parse(memoryview(blob))[1:]) == expected
 
 
 @pytest.mark.parametrize("key_len", [16, 32, 63, 64, 65, 200])
 def test_the_keyed_hmac_equals_hmac_digest(key_len: int) -> None:
     key = os.urandom(key_len)
-    mac = _HmacSha256(key)
+    mac = HmacSha256(key)
     for size in (0, 1, 55, 64, 600, 10_000):
         msg = os.urandom(size)
         assert mac.digest(msg) == hmac.digest(key, msg, "sha256")
@@ -169,6 +167,6 @@ def test_metadata_with_a_str_subclass_is_refused_not_pickled_by_name() -> None:
             "attempt": 1,
         },
     )
-    assert not _plain_meta(result._codec_meta())
+    assert not plain_meta(result._codec_meta())
     with pytest.raises(EncodeError):  # the clean pickler's verdict, not a blob naming Name
         codec.encode_result(result, context=b"c")
