@@ -10,16 +10,29 @@ and telemetry. Downstream stages see ``result.output`` — clean — in ``ctx.up
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from agentkit._records import make_result_record, make_run_record
+from agentkit._engine_support import (
+    COMPLETED_KEYS,
+    NO_SCOPE,
+    RUN_COMPLETED_KEYS,
+    STARTED_KEYS,
+    Deadline,
+    Emitter,
+    failure_data,
+    pending,
+    result_record,
+    run_error,
+)
+from agentkit._records import make_run_record
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
 from agentkit.errors import AgentTimeoutError, RunCancelledError
@@ -83,6 +96,14 @@ class EngineRuntime:
     #: a run's writes before its final record are queued, not awaited one by one
     save_run_nowait: Callable[[RunRecord], asyncio.Future[None]] | None = None
     save_results_nowait: Callable[[Sequence[ResultRecord]], asyncio.Future[None]] | None = None
+    #: the same without futures (``SQLiteStore.queue_run``/``queue_result``): a failure is
+    #: reported to a callback before the run's later writes resolve
+    queue_run: Callable[[RunRecord, Callable[[BaseException], None]], None] | None = None
+    queue_result: (
+        Callable[[SerializableAgentResult, bytes, Callable[[BaseException], None]], None] | None
+    ) = None
+    #: the telemetry records something (False for the no-op one: its calls are skipped)
+    tel_on: bool = True
 
     def __post_init__(self) -> None:
         run_nowait = getattr(self.store, "save_run_nowait", None)
@@ -90,24 +111,12 @@ class EngineRuntime:
         if callable(run_nowait) and callable(results_nowait):
             self.save_run_nowait = run_nowait
             self.save_results_nowait = results_nowait
-
-
-class _StageTimer:
-    """Cancels the current task at ``deadline`` (a cheaper ``asyncio.timeout_at``: one timer
-    handle, no context manager); ``fired`` tells a timeout from any other cancellation."""
-
-    __slots__ = ("fired", "handle", "task")
-
-    def __init__(self, deadline: float) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.task = task
-        self.fired = False
-        self.handle = asyncio.get_running_loop().call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
+            queue_run = getattr(self.store, "queue_run", None)
+            queue_result = getattr(self.store, "queue_result", None)
+            if callable(queue_run) and callable(queue_result):
+                self.queue_run = queue_run
+                self.queue_result = queue_result
+        self.tel_on = bool(self.telemetry.enabled)
 
 
 def store_context(run_id: str, agent: str) -> bytes:
@@ -158,17 +167,23 @@ class UserExecutionEngine:
 
     # --- a run -----------------------------------------------------------------------------
 
-    async def execute(self, run: RunState) -> None:
-        """Run ``run`` to its end; never raises (failures end up in the run's result)."""
+    def execute(self, run: RunState) -> Coroutine[Any, Any, None]:
+        """Start ``run``; awaiting what this returns runs it to its end. That never raises
+        (failures end up in the run's result)."""
         rt = self._rt
-        tel = rt.telemetry
         run.started_mono = now = time.monotonic()
         run.started_at = datetime.now(UTC)
         run.status = RunStatus.RUNNING
-        queue_wait = now - run.submitted_mono
-        tel.record_queue_wait(queue_wait)
         rt.stats.runs_started += 1
         run.events.push(RUN_STARTED, None, {"pipeline": list(run.plan.order)})
+        if not rt.tel_on:
+            return self._execute(run, now)  # one coroutine less held while the run lasts
+        return self._execute_traced(run, now)
+
+    async def _execute_traced(self, run: RunState, now: float) -> None:
+        tel = self._rt.telemetry
+        queue_wait = now - run.submitted_mono
+        tel.record_queue_wait(queue_wait)
         with tel.workflow_span(
             run.plan.name,
             run_id=run.run_id,
@@ -177,91 +192,124 @@ class UserExecutionEngine:
             queue_wait=queue_wait,
             parent=run.otel_parent,
         ) as wspan:
-            if rt.record_running:
-                if rt.save_run_nowait is not None:
-                    self._queue_run(run, RunStatus.RUNNING)
-                else:
-                    await self._save_run(run, RunStatus.RUNNING)
-            deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
-            task = asyncio.current_task()
-            assert task is not None
-            try:
-                if run.cancel_reason is None:
-                    run.task = task  # from here on, cancelling the run cancels this task
-                    for level in run.plan.levels:
-                        if len(level) == 1:
-                            await self._stage(run, level[0], deadline)
-                        else:
-                            async with asyncio.TaskGroup() as tg:
-                                for name in level:
-                                    tg.create_task(self._stage(run, name, deadline))
-            except asyncio.CancelledError:
-                run.task = None
-                if run.cancel_reason is None:  # not ours (event loop shutdown): record, re-raise
-                    run.cancel_reason = RunStatus.INTERRUPTED
-                    await self._finish(run)
-                    raise
-                task.uncancel()
-            except Exception as exc:  # a bug or a backend failure outside a stage
-                log.exception("run %s failed inside the engine", run.run_id)
-                run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
-            run.task = None
-            await self._finish(run)
+            await self._execute(run, now)
             wspan.set_outcome(run.status, None if run.error is None else run.error["type"])
+
+    async def _execute(self, run: RunState, now: float) -> None:
+        rt = self._rt
+        if rt.record_running:
+            if rt.save_run_nowait is not None or rt.queue_run is not None:
+                self._queue_run(run, RunStatus.RUNNING)
+            else:
+                await self._save_run(run, RunStatus.RUNNING)
+        deadline = math.inf if rt.limits.run_deadline is None else now + rt.limits.run_deadline
+        task = asyncio.current_task()
+        assert task is not None
+        timer = Deadline(task)
+        try:
+            if run.cancel_reason is None:
+                run.task = task  # from here on, cancelling the run cancels this task
+                for level in run.plan.levels:
+                    if len(level) == 1:
+                        await self._stage(run, level[0], deadline, timer)
+                    else:
+                        async with asyncio.TaskGroup() as tg:
+                            for name in level:
+                                tg.create_task(self._stage(run, name, deadline, None))
+        except asyncio.CancelledError:
+            run.task = None
+            if run.cancel_reason is None:  # not ours (event loop shutdown): record, re-raise
+                run.cancel_reason = RunStatus.INTERRUPTED
+                await self._finish(run)
+                raise
+            task.uncancel()
+        except Exception as exc:  # a bug or a backend failure outside a stage
+            log.exception("run %s failed inside the engine", run.run_id)
+            run.error = {"type": error_type_name(exc), "message": str(exc)[:500]}
+        finally:
+            timer.close()
+        run.task = None
+        await self._finish(run)
 
     async def finish_unstarted(self, run: RunState) -> None:
         """End a run that never started (cancelled or interrupted while queued)."""
         await self._finish(run)
 
-    async def _stage(self, run: RunState, name: str, deadline: float) -> None:
+    async def _stage(
+        self, run: RunState, name: str, deadline: float, timer: Deadline | None
+    ) -> None:
+        """Run stage ``name`` (with its retries) and persist its result. ``timer`` is the
+        running task's; None in a task of its own (a stage of a concurrent level)."""
         rt = self._rt
-        tel = rt.telemetry
-        cls = run.plan.agents[name]
+        plan = run.plan
+        cls = plan.agents[name]
         results = run.results
         for dep in cls.depends_on:
             dep_result = results.get(dep)
             if dep_result is None or dep_result.status is not AgentStatus.SUCCEEDED:
                 return  # recorded as skipped by _finish
-        upstream = {a: results[a].output for a in run.plan.ancestors[name]}
+        if timer is None:  # a task of its own: the deadline timer is this task's
+            task = asyncio.current_task()
+            assert task is not None
+            timer = Deadline(task)
+            try:
+                await self._stage(run, name, deadline, timer)
+            finally:
+                timer.close()
+            return
+        tel = rt.telemetry
+        tel_on = rt.tel_on
+        upstream = {a: results[a].output for a in plan.ancestors[name]}
         timeout = cls.timeout if cls.timeout is not None else rt.limits.stage_timeout
         emit = self._emitter(run, name)
-        ctx_bytes = store_context(run.run_id, name)
+        run_id = run.run_id
+        ctx_bytes = store_context(run_id, name)
         run.running.add(name)
         attempt = 0
         while True:
             attempt += 1
             start = time.monotonic()
             stage_deadline = deadline if timeout is None else min(deadline, start + timeout)
+            if stage_deadline == math.inf:
+                job_timeout = job_deadline = None
+            else:
+                job_timeout = stage_deadline - start
+                job_deadline = time.time() + job_timeout
             job = StageJob(
-                agent=name,
-                agent_version=cls.version,
-                run_id=run.run_id,
-                user_id=run.user_id,
-                user_hash=self.user_hash,
-                session_id=run.session_id,
-                input=run.input,
-                upstream=upstream,
-                attempt=attempt,
-                timeout=None if stage_deadline == math.inf else stage_deadline - start,
-                deadline=None
-                if stage_deadline == math.inf
-                else time.time() + (stage_deadline - start),
-                blob_context=ctx_bytes,
-            )
-            run.events.push(AGENT_STARTED, name, {"attempt": attempt})
-            with tel.agent_span(
                 name,
                 cls.version,
-                run_id=run.run_id,
-                user_hash=self.user_hash,
-                session_id=run.session_id,
-                attempt=attempt,
+                run_id,
+                run.user_id,
+                self.user_hash,
+                run.session_id,
+                run.input,
+                upstream,
+                attempt,
+                job_timeout,
+                job_deadline,
+                ctx_bytes,
+            )
+            run.events.push_items(AGENT_STARTED, name, STARTED_KEYS, (attempt,))
+            with (
+                tel.agent_span(
+                    name,
+                    cls.version,
+                    run_id=run_id,
+                    user_hash=self.user_hash,
+                    session_id=run.session_id,
+                    attempt=attempt,
+                )
+                if tel_on
+                else NO_SCOPE
             ) as span:
-                timer = None if stage_deadline == math.inf else _StageTimer(stage_deadline)
+                if job_timeout is not None:
+                    timer.arm(stage_deadline)
+                else:
+                    timer.fired = False
                 try:
                     outcome = await rt.executor.run_stage(job, emit)
                 except asyncio.CancelledError:
-                    if timer is None or not timer.fired:
+                    if not timer.fired:
                         raise
                     timer.task.uncancel()  # take back the timer's own cancel request
                     if run.cancel_reason is not None:
@@ -270,15 +318,16 @@ class UserExecutionEngine:
                 except Exception as exc:  # the executor itself failed (e.g. a lost worker)
                     outcome = self._failure_outcome(run, job, exc, cls.retry_on)
                 finally:
-                    if timer is not None:
-                        timer.handle.cancel()
+                    timer.disarm()
                 if run.cancel_reason is not None:
                     # the agent swallowed the cancellation; the run stops all the same
                     raise asyncio.CancelledError
                 result = outcome.result
                 duration = time.monotonic() - start
-                tel.record_agent(name, result.status, duration, outcome.error_type)
+                if tel_on:
+                    tel.record_agent(name, result.status, duration, outcome.error_type)
                 rt.stats.stages_run += 1
+                retry_after: float | None = None
                 if (
                     result.status is not AgentStatus.SUCCEEDED
                     and outcome.retryable
@@ -295,38 +344,30 @@ class UserExecutionEngine:
                         run.events.push(
                             AGENT_FAILED,
                             name,
-                            _failure_data(result, attempt, will_retry=True, delay=delay),
+                            failure_data(result, attempt, will_retry=True, delay=delay),
                         )
-                        retry_after: float | None = delay
-                    else:
-                        retry_after = None
-                else:
-                    retry_after = None
+                        retry_after = delay
                 if retry_after is None:
                     span.set_outcome(result.status, outcome.error_type)
-                    if result.output is not None:
+                    if tel_on and result.output is not None:
                         span.record_output(result.output)  # only if record_content is on
                     results[name] = result
                     run.running.discard(name)
                     # if the run is cancelled meanwhile, _finish() persists what is unsaved
                     run.unsaved[name] = outcome.blob
-                    await self._persist(run, name, result, outcome.blob)
+                    await self._persist(run, name, result, outcome.blob, ctx_bytes)
             if retry_after is not None:
                 await asyncio.sleep(retry_after)
                 continue
             if result.status is AgentStatus.SUCCEEDED:
-                run.events.push(
+                run.events.push_items(
                     AGENT_COMPLETED,
                     name,
-                    {
-                        "attempt": attempt,
-                        "status": result.status.value,
-                        "duration_s": duration,
-                        "replaced": result.report.total,
-                    },
+                    COMPLETED_KEYS,
+                    (attempt, "succeeded", duration, result.report.total),
                 )
             else:
-                run.events.push(AGENT_FAILED, name, _failure_data(result, attempt))
+                run.events.push(AGENT_FAILED, name, failure_data(result, attempt))
             return
 
     def _timeout_outcome(
@@ -402,35 +443,30 @@ class UserExecutionEngine:
         return base * (1.0 + random.random() * lim.retry_jitter)
 
     def _emitter(self, run: RunState, agent: str) -> EmitFn:
-        push = run.events.push
-        tel = self._rt.telemetry
-        sanitizer = self._rt.sanitizer
-
-        def emit(kind: str, data: dict[str, Any]) -> None:
-            # always sanitized: besides live objects, secrets under telling keys are redacted
-            cleaned, _ = sanitizer.sanitize(data)
-            clean = cleaned if isinstance(cleaned, dict) else {"data": cleaned}
-            push(kind, agent, clean)
-            tel.agent_event(kind, clean)
-
-        return emit
+        return Emitter(run.events, agent, self._rt.sanitizer, self._rt.telemetry)
 
     # --- persistence -----------------------------------------------------------------------
 
     async def _persist(
-        self, run: RunState, name: str, result: SerializableAgentResult, blob: bytes
+        self,
+        run: RunState,
+        name: str,
+        result: SerializableAgentResult,
+        blob: bytes,
+        blob_context: bytes,
     ) -> None:
         rt = self._rt
         tel = rt.telemetry
+        tel_on = rt.tel_on
         prefix = run.cache_prefix
         if prefix is None:  # validated once per run; agent names are validated by SubAgent
             prefix = run.cache_prefix = cache_key("agentkit", self.user_hash, run.run_id)
         key = f"{prefix}:{name}"
         try:
-            with tel.step_span("agentkit.cache.set") as span:
-                ctx = key.encode()
-                cache_blob = rt.codec.rebind(blob, store_context(run.run_id, name), ctx)
-                span.set(payload_bytes=len(cache_blob))
+            with tel.step_span("agentkit.cache.set") if tel_on else NO_SCOPE as span:
+                cache_blob = rt.codec.rebind(blob, blob_context, key.encode())
+                if tel_on:
+                    span.set(payload_bytes=len(cache_blob))
                 timeout = rt.limits.cache_timeout
                 if timeout is None:
                     await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
@@ -448,30 +484,48 @@ class UserExecutionEngine:
                 error_type_name(exc),
             )
         try:
-            with tel.step_span("agentkit.store.save", payload_bytes=len(blob)):
-                nowait = rt.save_results_nowait
-                if nowait is not None:
-                    run.pending_writes.append(nowait([_record(result, blob)]))
+            with (
+                tel.step_span("agentkit.store.save", payload_bytes=len(blob))
+                if tel_on
+                else NO_SCOPE
+            ):
+                queue = rt.queue_result
+                if queue is not None:
+                    on_error = run.on_write_error
+                    if on_error is None:
+                        on_error = run.on_write_error = functools.partial(_write_failed, self, run)
+                    queue(result, blob, on_error)
+                elif rt.save_results_nowait is not None:
+                    pending(run).append(rt.save_results_nowait([result_record(result, blob)]))
                 else:
-                    await rt.store.save_results([_record(result, blob)])
+                    await rt.store.save_results([result_record(result, blob)])
         except Exception as exc:
             self._store_failed(run, exc)
         run.unsaved.pop(name, None)
 
     def _queue_run(self, run: RunState, status: RunStatus) -> None:
-        assert self._rt.save_run_nowait is not None
+        rt = self._rt
         try:
-            run.pending_writes.append(self._rt.save_run_nowait(self.run_record(run, status)))
+            if rt.queue_run is not None:
+                on_error = run.on_write_error
+                if on_error is None:
+                    on_error = run.on_write_error = functools.partial(_write_failed, self, run)
+                rt.queue_run(self.run_record(run, status), on_error)
+            else:
+                assert rt.save_run_nowait is not None
+                pending(run).append(rt.save_run_nowait(self.run_record(run, status)))
         except Exception as exc:
             self._store_failed(run, exc)
 
     async def _settle_writes(self, run: RunState) -> None:
         """Wait for the run's queued writes (they committed before its final record, which
-        was queued last) and record any failure."""
+        was queued last) and record any failure. Writes queued with an error callback have
+        reported theirs by now."""
+        run.on_write_error = None  # it refers to the run: no cycle outlives the run
         pending = run.pending_writes
         if not pending:
             return
-        run.pending_writes = []
+        run.pending_writes = None
         waiting = [f for f in pending if not f.done()]
         if waiting:
             await asyncio.wait(waiting)
@@ -502,7 +556,7 @@ class UserExecutionEngine:
         rt = self._rt
         results = run.results
         for name, blob in list(run.unsaved.items()):
-            await self._persist(run, name, results[name], blob)
+            await self._persist(run, name, results[name], blob, store_context(run.run_id, name))
         for name in run.plan.order:
             if name in results:
                 continue
@@ -529,9 +583,10 @@ class UserExecutionEngine:
             result = self._error_result(run, name, exc, status)
             results[name] = result
             run.running.discard(name)
-            blob = rt.codec.encode_result(result, context=store_context(run.run_id, name))
-            await self._persist(run, name, result, blob)
-            run.events.push(AGENT_FAILED, name, _failure_data(result, 0))
+            ctx = store_context(run.run_id, name)
+            blob = rt.codec.encode_result(result, context=ctx)
+            await self._persist(run, name, result, blob, ctx)
+            run.events.push(AGENT_FAILED, name, failure_data(result, 0))
 
         if run.cancel_reason is not None:
             status_ = run.cancel_reason
@@ -540,89 +595,40 @@ class UserExecutionEngine:
         else:
             status_ = RunStatus.FAILED
         if run.error is None and status_ is not RunStatus.SUCCEEDED:
-            run.error = _run_error(run, status_)
+            run.error = run_error(run, status_)
         run.finished_at = datetime.now(UTC)
         finished_mono = time.monotonic()
         await self._save_run(run, status_)
         await self._settle_writes(run)
         run.status = status_
         rt.stats.runs_finished += 1
-        rt.telemetry.record_run(status_)
+        if rt.tel_on:
+            rt.telemetry.record_run(status_)
         started = run.started_mono
         timings = {
             "queued_s": (started if started is not None else finished_mono) - run.submitted_mono,
             "run_s": 0.0 if started is None else finished_mono - started,
             "total_s": finished_mono - run.submitted_mono,
         }
-        run.events.push(
-            RUN_COMPLETED,
-            None,
-            {"status": status_.value, "duration_s": timings["total_s"]},
+        run.events.push_items(
+            RUN_COMPLETED, None, RUN_COMPLETED_KEYS, (status_.value, timings["total_s"])
         )
         run.events.close()
         run_result = RunResult(
-            run_id=run.run_id,
-            user_id=run.user_id,
-            session_id=run.session_id,
-            pipeline=run.plan.order,
-            status=status_,
-            stages={n: results[n] for n in run.plan.order},
-            timings=timings,
-            error=run.error,
-            persisted=run.persisted,
+            run.run_id,
+            run.user_id,
+            run.session_id,
+            run.plan.order,
+            status_,
+            {n: results[n] for n in run.plan.order},
+            timings,
+            run.error,
+            run.persisted,
         )
-        if not run.done.done():
-            run.done.set_result(run_result)
+        run.settle(run_result)
 
 
-def _record(result: SerializableAgentResult, blob: bytes) -> ResultRecord:
-    # ResultRecord.from_result() without re-validating fields the result already validated;
-    # the store checks the envelope on write
-    return make_result_record(
-        {
-            "run_id": result.run_id,
-            "user_id": result.user_id,
-            "agent": result.agent,
-            "agent_version": result.agent_version,
-            "session_id": result.session_id,
-            "status": result.status,
-            "started_at": result.started_at,
-            "finished_at": result.finished_at,
-            "duration_s": result.duration_s,
-            "output_json": result.output_json(),
-            "blob": blob,
-        }
-    )
-
-
-def _error_dict(result: SerializableAgentResult) -> dict[str, Any]:
-    err = result.error
-    if err is None:
-        return {"type": result.status.value, "message": ""}
-    return {"type": err.type, "message": err.message}
-
-
-def _failure_data(
-    result: SerializableAgentResult,
-    attempt: int,
-    *,
-    will_retry: bool = False,
-    delay: float | None = None,
-) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "attempt": attempt,
-        "status": result.status.value,
-        "error": _error_dict(result),
-        "will_retry": will_retry,
-    }
-    if delay is not None:
-        data["retry_in_s"] = delay
-    return data
-
-
-def _run_error(run: RunState, status: RunStatus) -> dict[str, Any]:
-    for name in run.plan.order:
-        r = run.results.get(name)
-        if r is not None and r.status not in (AgentStatus.SUCCEEDED, AgentStatus.SKIPPED):
-            return {"agent": name, **_error_dict(r)}
-    return {"agent": None, "type": status.value, "message": f"run {status.value}"}
+def _write_failed(engine: UserExecutionEngine, run: RunState, exc: BaseException) -> None:
+    """The error callback of a run's queued store writes."""
+    if isinstance(exc, Exception):
+        engine._store_failed(run, exc)

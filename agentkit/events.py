@@ -80,7 +80,9 @@ class EventStream:
     __slots__ = ("_buf", "_closed", "_reading", "_run_id", "_seq", "_user_id", "_waiter", "dropped")
 
     def __init__(self, run_id: str, user_id: str, maxlen: int) -> None:
-        self._buf: deque[RunEvent] = deque(maxlen=maxlen)
+        # (kind, agent, seq, time, data), or (kind, agent, seq, time, keys, *values) from
+        # push_items; the RunEvent (and then its data dict) is made when the event is read
+        self._buf: deque[tuple[Any, ...]] = deque(maxlen=maxlen)
         self._run_id = run_id
         self._user_id = user_id
         self._seq = 0
@@ -98,11 +100,32 @@ class EventStream:
         """Append an event; drops the oldest unread one when the buffer is full."""
         if self._closed:
             return
-        self._seq += 1
+        self._seq = seq = self._seq + 1
         buf = self._buf
         if len(buf) == buf.maxlen:
             self.dropped += 1
-        buf.append(RunEvent(kind, self._run_id, self._user_id, agent, self._seq, time.time(), data))
+        buf.append((kind, agent, seq, time.time(), data))
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def push_items(
+        self, kind: str, agent: str | None, keys: tuple[str, ...], values: tuple[Any, ...]
+    ) -> None:
+        """:meth:`push` with data ``dict(zip(keys, values))``, built only when the event is
+        read. With plain values the buffered event holds no dict, so the garbage collector
+        stops tracking it (a run's unread events are otherwise traversed by every
+        collection while the run lasts)."""
+        if self._closed:
+            return
+        self._seq = seq = self._seq + 1
+        buf = self._buf
+        if len(buf) == buf.maxlen:
+            self.dropped += 1
+        # one flat tuple: nested in another, even a plain tuple keeps the outer one tracked
+        buf.append((kind, agent, seq, time.time(), keys, *values))
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -126,10 +149,16 @@ class EventStream:
             )
         self._reading = True
         buf = self._buf
+        run_id = self._run_id
+        user_id = self._user_id
         try:
             while True:
                 while buf:
-                    yield buf.popleft()
+                    entry = buf.popleft()
+                    data = entry[4]
+                    if type(data) is tuple:  # push_items: the keys, then the values
+                        data = dict(zip(data, entry[5:], strict=True))
+                    yield RunEvent(entry[0], run_id, user_id, entry[1], entry[2], entry[3], data)
                 if self._closed:
                     return
                 waiter = asyncio.get_running_loop().create_future()

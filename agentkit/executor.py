@@ -130,11 +130,14 @@ class Executor(Protocol):
         ...
 
 
+_LAYER_NAMES: dict[int, str] = {int(t): t.name.lower() for t in LayerTag}
+
+
 def layer_name(blob: bytes) -> str:
     """The codec layer of an envelope (``pickle``, ``json`` or ``str``), for telemetry."""
     try:
-        return LayerTag(blob[4]).name.lower()
-    except (ValueError, IndexError):
+        return _LAYER_NAMES.get(blob[4], "unknown")
+    except (IndexError, TypeError):
         return "unknown"
 
 
@@ -169,22 +172,24 @@ class InProcessExecutor:
         return self._rt
 
     async def run_stage(self, job: StageJob, emit: EmitFn) -> StageOutcome:
-        rt = self.runtime
+        rt = self._rt
+        if rt is None:
+            rt = self.runtime  # raises
         cls = rt.registry.get(job.agent)
         token = CancelToken()
         deadline = None if job.deadline is None else time.monotonic() + (job.deadline - time.time())
         ctx = AgentContext(
-            user_id=job.user_id,
-            run_id=job.run_id,
-            session_id=job.session_id,
-            agent=job.agent,
-            input=job.input,
-            upstream=job.upstream,
-            attempt=job.attempt,
-            deadline=deadline,
-            user_hash=job.user_hash,
-            _emit=emit if cls.run_is_async else _thread_safe(emit),
-            _token=token,
+            job.user_id,
+            job.run_id,
+            job.session_id,
+            job.agent,
+            job.input,
+            job.upstream,
+            job.attempt,
+            deadline,
+            job.user_hash,
+            emit if cls.run_is_async else _thread_safe(emit),
+            token,
         )
         started_at = datetime.now(UTC)
         raw: Any
@@ -243,16 +248,21 @@ def encode_outcome(
         "attempt": job.attempt,
     }
     try:
-        with tel.step_span("agentkit.clean_result") as span:
-            result = cls.result_type.from_raw(raw, sanitizer=rt.sanitizer, **common)
-            report = result.report
-            if report.total:
-                span.set(replaced=report.total, lossy=report.lossy)
-                tel.record_sanitizer(report.counts)
-        with tel.step_span("agentkit.codec.encode") as span:
-            blob = rt.codec.encode_result(result, context=job.blob_context)
-            layer = layer_name(blob)
-            span.set(layer=layer, payload_bytes=len(blob))
+        if tel.enabled:
+            with tel.step_span("agentkit.clean_result") as span:
+                result, pickled = _clean(cls.result_type, raw, common, rt.sanitizer)
+                report = result.report
+                if report.total:
+                    span.set(replaced=report.total, lossy=report.lossy)
+                    tel.record_sanitizer(report.counts)
+            with tel.step_span("agentkit.codec.encode") as span:
+                blob = rt.codec._encode_result(result, job.blob_context, pickled)
+                layer = layer_name(blob)
+                span.set(layer=layer, payload_bytes=len(blob))
+        else:
+            result, pickled = _clean(cls.result_type, raw, common, rt.sanitizer)
+            blob = rt.codec._encode_result(result, job.blob_context, pickled)
+            layer = ""
     except Exception as exc:
         log.warning(
             "agent %r result could not be cleaned or encoded (%s); recording a failure",
@@ -265,14 +275,30 @@ def encode_outcome(
         failed = exc
         retryable = False
     else:
-        retryable = failed is not None and isinstance(failed, cls.retry_on)
-    tel.record_encoding(layer, len(blob))
-    return StageOutcome(
-        result=result,
-        blob=blob,
-        retryable=retryable,
-        error_type=None if failed is None else error_type_name(failed),
-    )
+        if failed is None:
+            if layer:
+                tel.record_encoding(layer, len(blob))
+            return StageOutcome(result, blob)
+        retryable = isinstance(failed, cls.retry_on)
+    if tel.enabled:
+        tel.record_encoding(layer or layer_name(blob), len(blob))
+    return StageOutcome(result, blob, retryable, error_type_name(failed))
+
+
+_BASE_FROM_RAW = getattr(SerializableAgentResult.from_raw, "__func__", None)
+
+
+def _clean(
+    result_type: type[SerializableAgentResult],
+    raw: Any,
+    common: dict[str, Any],
+    sanitizer: ObjectSanitizer,
+) -> tuple[SerializableAgentResult, bytes | None]:
+    """``result_type.from_raw(raw, **common)``, and the output's pickle for the codec."""
+    if getattr(result_type.from_raw, "__func__", None) is _BASE_FROM_RAW:
+        return result_type._clean_raw(raw, common, sanitizer=sanitizer)
+    result = result_type.from_raw(raw, sanitizer=sanitizer, **common)  # a subclass's own
+    return result, result._output_pickle_bytes()
 
 
 def _thread_safe(emit: EmitFn) -> EmitFn:

@@ -39,6 +39,7 @@ _MAX_CHAIN = 16
 _MAX_TRACEBACK_CHARS = 20_000
 _MAX_MESSAGE_CHARS = 4_000
 _EMPTY_SUMMARY = ReportSummary()
+_STATUS_VALUES: dict[AgentStatus, str] = {s: s.value for s in AgentStatus}
 
 
 def _qualname(tp: type) -> str:
@@ -285,24 +286,52 @@ class SerializableAgentResult(BaseModel):
             "finished_at": finished_at,
             "attempt": attempt,
         }
+        return cls._from_raw_meta(raw, meta, status, sanitizer)
+
+    @classmethod
+    def _from_raw_meta(
+        cls,
+        raw: Any,
+        meta: dict[str, Any],
+        status: AgentStatus = AgentStatus.SUCCEEDED,
+        sanitizer: ObjectSanitizer | None = None,
+    ) -> Self:
+        """:meth:`from_raw` for metadata already checked: ``meta`` holds exactly from_raw's
+        id, time and attempt arguments; it is used as it is, not copied."""
+        return cls._clean_raw(raw, meta, status, sanitizer, keep_pickle=True)[0]
+
+    @classmethod
+    def _clean_raw(
+        cls,
+        raw: Any,
+        meta: dict[str, Any],
+        status: AgentStatus = AgentStatus.SUCCEEDED,
+        sanitizer: ObjectSanitizer | None = None,
+        *,
+        keep_pickle: bool = False,
+    ) -> tuple[Self, bytes | None]:
+        """:meth:`_from_raw_meta`, and the pickle of the clean output ``sanitize_pickled``
+        made (None when there is none to reuse). Executors pass it to the codec themselves
+        (``keep_pickle=False``), so the result does not hold it for its whole life."""
         if isinstance(raw, BaseException):
             error = ErrorInfo.from_exception(raw)
             failed = AgentStatus.FAILED if status is AgentStatus.SUCCEEDED else status
-            return cls._build(meta, failed, None, error, _EMPTY_SUMMARY, None)
+            return cls._build(meta, failed, None, error, _EMPTY_SUMMARY, None), None
         san = sanitizer if sanitizer is not None else _get_default_sanitizer()
         try:
             shaped = cls.clean_result(raw, san)
         except Exception as exc:
             error = ErrorInfo.from_exception(exc, note=f"{cls.__qualname__}.clean_result raised")
-            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None)
+            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None), None
         try:
             clean, report, pickled = san.sanitize_pickled(shaped)
         except Exception as exc:  # the sanitizer promises not to raise; never trust it blindly
             error = ErrorInfo.from_exception(exc, note="the sanitizer raised")
-            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None)
+            return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None), None
         # a keep_picklable output may hold any picklable object: the codec decides how to pickle
         reuse = None if _keeps_live_objects(san) else pickled
-        return cls._build(meta, status, clean, None, _summary(report), reuse)
+        kept = reuse if keep_pickle else None
+        return cls._build(meta, status, clean, None, _summary(report), kept), reuse
 
     @classmethod
     def from_error(
@@ -447,22 +476,26 @@ class SerializableAgentResult(BaseModel):
 
     def _codec_meta(self) -> dict[str, Any]:
         """Everything but the output, as clean values (the codec stores it next to it)."""
+        d = self.__dict__
+        status = d["status"]
+        error = d["error"]
+        report = d["report"]
         meta: dict[str, Any] = {
-            "schema_version": self.schema_version,
-            "agent": self.agent,
-            "agent_version": self.agent_version,
-            "user_id": self.user_id,
-            "run_id": self.run_id,
-            "session_id": self.session_id,
-            "status": self.status.value,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "duration_s": self.duration_s,
-            "attempt": self.attempt,
-            "error": None if self.error is None else self.error.model_dump(mode="json"),
+            "schema_version": d["schema_version"],
+            "agent": d["agent"],
+            "agent_version": d["agent_version"],
+            "user_id": d["user_id"],
+            "run_id": d["run_id"],
+            "session_id": d["session_id"],
+            "status": _STATUS_VALUES.get(status) or status.value,
+            "started_at": d["started_at"],
+            "finished_at": d["finished_at"],
+            "duration_s": d["duration_s"],
+            "attempt": d["attempt"],
+            "error": None if error is None else error.model_dump(mode="json"),
             "report": None
-            if self.report.total == 0 and not self.report.lossy
-            else (self.report.model_dump(mode="json")),
+            if report is _EMPTY_SUMMARY or (report.total == 0 and not report.lossy)
+            else (report.model_dump(mode="json")),
         }
         extra = _extra_fields(type(self))
         if extra:
@@ -471,9 +504,10 @@ class SerializableAgentResult(BaseModel):
 
     def _output_pickle_bytes(self) -> bytes | None:
         """The output's pickle from sanitize_pickled, if ``output`` is still that object."""
-        cached = self._output_pickle
-        if cached is not None and cached[0] is self.output:
-            return cached[1]
+        private = self.__pydantic_private__
+        cached = None if private is None else private.get("_output_pickle")
+        if cached is not None and cached[0] is self.__dict__["output"]:
+            return cast(bytes, cached[1])
         return None
 
     @classmethod

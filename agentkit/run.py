@@ -82,6 +82,7 @@ class RunState:
         "events",
         "finished_at",
         "input",
+        "on_write_error",
         "otel_parent",
         "pending_writes",
         "persisted",
@@ -99,6 +100,7 @@ class RunState:
         "task",
         "unsaved",
         "user_id",
+        "waiters",
     )
 
     def __init__(
@@ -133,7 +135,9 @@ class RunState:
         self.unsaved: dict[str, bytes] = {}
         #: store writes queued without waiting (a store with ``save_results_nowait``); the
         #: run's end waits for them before its result resolves
-        self.pending_writes: list[asyncio.Future[None]] = []
+        self.pending_writes: list[asyncio.Future[None]] | None = None
+        #: the error callback of writes queued without a future (set by the engine)
+        self.on_write_error: Callable[[BaseException], None] | None = None
         #: the task running the stages, while it does (cancelled to stop the run)
         self.task: asyncio.Task[Any] | None = None
         self.cancel_reason: RunStatus | None = None
@@ -141,8 +145,27 @@ class RunState:
         self.error: dict[str, Any] | None = None
         self.persisted = True
         self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        #: futures of RunHandle.result() calls waiting for ``done``; complete ``done`` only
+        #: through :meth:`settle`, which wakes them
+        self.waiters: list[asyncio.Future[None]] | None = None
         self.otel_parent = otel_parent
         self.pyctx = contextvars.copy_context()
+
+    def settle(self, outcome: RunResult | BaseException) -> None:
+        """Resolve ``done`` with ``outcome`` (a result, or the exception to raise) unless it
+        is already, and wake the :meth:`RunHandle.result` calls waiting for it."""
+        done = self.done
+        if not done.done():
+            if isinstance(outcome, BaseException):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
+        waiters = self.waiters
+        if waiters:
+            self.waiters = None
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def request_cancel(self, reason: RunStatus) -> None:
         """Ask the run to stop; ``reason`` is CANCELLED or INTERRUPTED."""
@@ -208,7 +231,22 @@ class RunHandle:
 
     async def result(self) -> RunResult:
         """Wait for the run to end; its records are durable in the store when this returns."""
-        return await asyncio.shield(self._state.done)
+        state = self._state
+        done = state.done
+        if not done.done():
+            # like asyncio.shield(done): cancelling this call cancels only its own waiter
+            waiter: asyncio.Future[None] = done.get_loop().create_future()
+            waiters = state.waiters
+            if waiters is None:
+                waiters = state.waiters = []
+            waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                waiters = state.waiters
+                if waiter.cancelled() and waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
+        return done.result()
 
     async def cancel(self) -> bool:
         """Cancel the run (queued or running) and wait until it has stopped.

@@ -398,15 +398,14 @@ class Supervisor:
             self._run_task(engine, run), context=run.pyctx
         )
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._tasks.discard, context=run.pyctx)  # no context copy
 
     async def _run_task(self, engine: UserExecutionEngine, run: RunState) -> None:
         try:
             await engine.execute(run)
         except BaseException as exc:  # execute() handles everything; this is a last resort
             log.exception("run %s crashed in the engine", run.run_id)
-            if not run.done.done():
-                run.done.set_exception(exc)
+            run.settle(exc)
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -605,9 +604,13 @@ class _RunIds:
         if self._pos >= len(self._buf):
             self._buf = os.urandom(16 * self._BATCH)
             self._pos = 0
-        chunk = self._buf[self._pos : self._pos + 16]
-        self._pos += 16
-        return uuid.UUID(bytes=chunk, version=4).hex
+        pos = self._pos
+        self._pos = pos + 16
+        chunk = bytearray(self._buf[pos : pos + 16])
+        # what uuid.UUID(bytes=chunk, version=4).hex gives: the version and variant bits set
+        chunk[6] = (chunk[6] & 0x0F) | 0x40
+        chunk[8] = (chunk[8] & 0x3F) | 0x80
+        return chunk.hex()
 
 
 _ALL_RUN_IDS: weakref.WeakSet[_RunIds] = weakref.WeakSet()

@@ -468,3 +468,60 @@ async def test_queued_store_writes_are_durable_before_the_result(
     assert sup2.stats.store_errors == 2
     await store.aclose()
     await failing.aclose()
+
+
+async def test_each_stage_keeps_its_own_timeout_under_one_run_timer(
+    closing: list[Supervisor],
+) -> None:
+    """One deadline timer serves a run's sequential stages: a short timeout after a long one
+    still fires on time, a long one after a short one does not fire early, and a timeout
+    does not leak into the next stage or run."""
+    Quick = make_agent("quick", returns=1, timeout=0.2)  # done long before its 0.2 s
+    Patient = make_agent("patient", delay=0.5, returns=2, timeout=5, depends_on=["quick"])
+    Hasty = make_agent("hasty", delay=5, returns=3, timeout=0.2, depends_on=["patient"])
+    sup = await _sup([Quick, Patient, Hasty])
+    closing.append(sup)
+    t0 = time.monotonic()
+    res = await sup.run("u", ["quick", "patient", "hasty"])
+    elapsed = time.monotonic() - t0
+    assert res.stages["quick"].status is AgentStatus.SUCCEEDED
+    assert res.stages["patient"].status is AgentStatus.SUCCEEDED  # 0.2 s passed meanwhile
+    assert res.stages["hasty"].status is AgentStatus.TIMED_OUT
+    assert 0.65 < elapsed < 2
+    # the timer's cancellation is taken back: the same user's next run is undisturbed
+    again = await sup.run("u", ["quick", "patient"])
+    assert again.ok
+
+
+async def test_a_timed_out_stage_is_not_mistaken_for_a_cancel_in_the_next_one(
+    closing: list[Supervisor],
+) -> None:
+    first_attempts: list[int] = []
+
+    async def flaky(ctx: AgentContext) -> int:
+        first_attempts.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await asyncio.sleep(5)  # times out
+        return ctx.attempt
+
+    Flaky = make_agent("flaky", flaky, timeout=0.2, retries=1)
+    Free = make_agent("free", delay=0.3, returns=1, timeout=None, depends_on=["flaky"])
+    sup = await _sup([Flaky, Free], limits=Limits(retry_backoff=0.01, run_deadline=None))
+    closing.append(sup)
+    res = await sup.run("u", ["flaky", "free"])
+    assert first_attempts == [1, 2]
+    assert res.ok and res.output("flaky") == 2 and res.output("free") == 1
+
+
+async def test_a_result_type_overriding_from_raw_is_still_used(closing: list[Supervisor]) -> None:
+    class Tagged(SerializableAgentResult):
+        @classmethod
+        def from_raw(cls, raw: Any, **kw: Any) -> Tagged:  # type: ignore[override]
+            return super().from_raw({"tagged": raw}, **kw)
+
+    sup = await _sup([make_agent("t", returns=3, result_type=Tagged)])
+    closing.append(sup)
+    res = await sup.run("u", ["t"])
+    assert res.output("t") == {"tagged": 3}
+    stored = await sup.get_run("u", res.run_id)
+    assert stored.output("t") == {"tagged": 3}

@@ -407,3 +407,30 @@ async def test_a_store_that_cannot_start_fails_start_and_closes_what_was_opened(
             pass
     with pytest.raises(SupervisorClosedError):
         await sup.submit("u", ["a"])
+
+
+async def test_waiting_for_a_result_can_be_cancelled_without_touching_the_run(
+    sups: list[Supervisor],
+) -> None:
+    gate = asyncio.Event()
+
+    async def gated(ctx: AgentContext) -> int:
+        await gate.wait()
+        return 7
+
+    sup = await _start(sups, [make_agent("gated", gated, timeout=None)])
+    handle = await sup.submit("u", ["gated"])
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(handle.result(), 0.05)  # cancels the waiting call only
+    impatient = asyncio.create_task(handle.result())
+    await asyncio.sleep(0)
+    impatient.cancel()
+    waiters = [asyncio.create_task(handle.result()) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    assert not handle.done
+    gate.set()
+    results = await asyncio.gather(*waiters)
+    assert [r.output("gated") for r in results] == [7, 7, 7]
+    assert (await handle.result()).output("gated") == 7  # done: returns at once
+    assert impatient.cancelled()
+    assert handle._state.waiters is None

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from agentkit._envelope_check import check_result_envelope
 from agentkit.cache.base import BaseCache
 from agentkit.errors import CacheError, ConfigurationError
 
@@ -158,6 +159,44 @@ class MemoryCache(BaseCache):
         return len(dead)
 
     # --- BaseCache hooks ---------------------------------------------------------------------
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        # BaseCache.set for one entry without the list and the extra call (the engine's path)
+        if type(self)._set_many is not MemoryCache._set_many:
+            await super().set(key, value, ttl=ttl)  # a subclass hooks _set_many: go through it
+            return
+        check_result_envelope(value)
+        if type(key) is not str or not key:
+            self._check_key(key)  # raises
+        ttl = self.default_ttl if ttl is None else self._ttl(ttl)
+        self._check_open()
+        now = self._clock()
+        size = len(key) + len(value) + self.ENTRY_OVERHEAD
+        stats = self.stats
+        with self._lock:
+            data = self._data
+            old = data.pop(key, None)
+            if old is not None:
+                self._bytes -= self.charge(key, old[0])
+            if size <= self.max_bytes:
+                data[key] = (value, None if ttl is None else now + ttl)
+                self._bytes += size
+                stats.sets += 1
+                oldest = next(iter(data.values()))[1]
+                if (
+                    self._bytes > self.max_bytes
+                    or len(data) > self.max_entries
+                    or (oldest is not None and oldest <= now)
+                ):
+                    self._shrink(now)  # else it would find nothing to drop
+                return
+            stats.oversize += 1
+            self._shrink(now)
+        raise CacheError(
+            f"1 value(s) refused: each alone (plus {self.ENTRY_OVERHEAD} bytes "
+            f"of bookkeeping) is larger than the cache's max_bytes={self.max_bytes}; raise "
+            "max_bytes (memory://?max_bytes=N) or cache smaller results"
+        )
 
     async def _get(self, key: str) -> bytes | None:
         self._check_open()

@@ -11,13 +11,13 @@ from typing import Any, Final, TypeVar
 
 from agentkit.codec import json_layer, pickle_layer, str_layer
 from agentkit.codec._common import NotEncodable
+from agentkit.codec._fastpaths import HmacSha256, dump_plain, parse, plain_meta
 from agentkit.codec.keyring import KeyInput, Keyring
 from agentkit.envelope import (
     FORMAT_VERSION,
     MAGIC,
     TAG_SIZE,
     EnvelopeFlags,
-    Header,
     LayerTag,
     parse_header,
 )
@@ -49,6 +49,10 @@ _SIGNED = int(EnvelopeFlags.SIGNED)
 _RESULT = int(EnvelopeFlags.RESULT)
 _LOSSY = int(EnvelopeFlags.LOSSY)
 _RESULT_FORMAT = 1  # version of the result payload inside a layer
+#: blobs this codec sealed, remembered (by identity) so rebind need not verify them again
+_SEALED_MAX = 256
+#: larger blobs are not remembered (bounds the memory held; their hashing dominates anyway)
+_SEALED_MAX_BYTES = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,13 @@ class BlobInfo:
         return bool(self.flags & EnvelopeFlags.RESULT)
 
 
+_LAYER_TAGS: Final[dict[int, LayerTag]] = {int(t): t for t in LayerTag}
+_RESULT_FLAG = int(EnvelopeFlags.RESULT)
+#: what _open gives its callers: layer, flags, the verifying key (None: unsigned), header
+#: size and the verified payload
+_Opened = tuple[LayerTag, int, bytes | None, int, bytes]
+
+
 def _layer_tuple(names: Iterable[str], what: str) -> tuple[LayerTag, ...]:
     if isinstance(names, str):
         raise ConfigurationError(f"{what} must be a sequence of layer names, e.g. ('json',)")
@@ -97,6 +108,8 @@ def _layer_tuple(names: Iterable[str], what: str) -> tuple[LayerTag, ...]:
 
 
 def _context_bytes(context: bytes | bytearray | memoryview | str) -> bytes:
+    if type(context) is bytes:
+        return context
     if isinstance(context, str):
         return context.encode("utf-8")
     if isinstance(context, bytes | bytearray | memoryview):
@@ -159,6 +172,9 @@ class Codec:
         self._full_pickle = full_pickle
         self._pickle_types = frozenset(pickle_types)
         self._pickle_globals = pickle_layer.safe_globals(self._pickle_types)
+        self._macs: dict[bytes, HmacSha256] = {}
+        # id(blob) -> (blob, context, header size) of result blobs sealed here
+        self._sealed: dict[int, tuple[bytes, bytes, int]] = {}
 
     # --- properties ---------------------------------------------------------------------
 
@@ -231,20 +247,30 @@ class Codec:
             raise TypeError(
                 f"encode_result needs a SerializableAgentResult, got {type(result).__name__}"
             )
+        return self._encode_result(result, context, result._output_pickle_bytes())
+
+    def _encode_result(
+        self, result: SerializableAgentResult, context: bytes | str, output_pickle: bytes | None
+    ) -> bytes:
+        """:meth:`encode_result`; ``output_pickle`` is the pickle ``sanitize_pickled`` made
+        of ``result.output`` (executors hand it over from ``_clean_raw``), or None."""
         ctx = _context_bytes(context)
         meta = result._codec_meta()
         reasons: list[str] = []
         for tag in self._encode_layers:
             try:
                 if tag is LayerTag.PICKLE:
-                    out = result._output_pickle_bytes()
+                    out = output_pickle
                     if out is None:
                         out = pickle_layer.dumps(
                             result.output, full=self._full_pickle, extra=self._pickle_types
                         )
-                    payload = pickle_layer.dumps(
-                        (_RESULT_FORMAT, meta, out), extra=self._pickle_types
-                    )
+                    if plain_meta(meta):
+                        payload = dump_plain((_RESULT_FORMAT, meta, out))
+                    else:
+                        payload = pickle_layer.dumps(
+                            (_RESULT_FORMAT, meta, out), extra=self._pickle_types
+                        )
                     flags = _RESULT
                 elif tag is LayerTag.JSON:
                     payload = json_layer.dumps({"f": _RESULT_FORMAT, "m": meta, "o": result.output})
@@ -253,7 +279,9 @@ class Codec:
                     text = str_layer.to_text(result.output)
                     payload = json_layer.dumps({"f": _RESULT_FORMAT, "m": meta, "o": text})
                     flags = _RESULT | _LOSSY
-                return self._seal(tag, flags, payload, ctx)
+                blob = self._seal(tag, flags, payload, ctx)
+                self._remember(blob, ctx)
+                return blob
             except NotEncodable as exc:
                 reasons.append(f"{tag.name.lower()}: {exc}")
         raise EncodeError(
@@ -280,8 +308,23 @@ class Codec:
                     _CTX_LEN.pack(len(payload)),
                 )
             )
-            mac = hmac.digest(key, b"".join((header, ctx_len, ctx, payload)), "sha256")
+            mac = self._mac(key, b"".join((header, ctx_len, ctx, payload)))
         return b"".join((header, payload, mac))
+
+    def _mac(self, key: bytes, msg: bytes) -> bytes:
+        """``hmac.digest(key, msg, "sha256")`` for one of this codec's keys."""
+        mac = self._macs.get(key)
+        if mac is None:
+            mac = self._macs[key] = HmacSha256(key)
+        return mac.digest(msg)
+
+    def _remember(self, blob: bytes, ctx: bytes) -> None:
+        """Note a result blob sealed here under ``ctx``, for :meth:`rebind`."""
+        if len(blob) <= _SEALED_MAX_BYTES:
+            sealed = self._sealed
+            if len(sealed) >= _SEALED_MAX:
+                sealed.clear()
+            sealed[id(blob)] = (blob, ctx, _FIXED.size + blob[6] + _CTX_LEN.size)
 
     def rebind(
         self,
@@ -299,15 +342,23 @@ class Codec:
             CodecError: ``blob`` does not verify under ``from_context`` (same errors as
                 :meth:`decode`), or it is signed with a key that is not in this keyring.
         """
-        header, payload = self._open(blob, _context_bytes(from_context))
+        from_ctx = _context_bytes(from_context)
         ctx = _context_bytes(to_context)
-        head = bytes(blob[: header.header_size])
+        # A blob this codec sealed (the very bytes object) under from_ctx is known good;
+        # any other blob is verified first.
+        sealed = self._sealed.pop(id(blob), None)
+        key: bytes | None
+        if sealed is not None and sealed[0] is blob and sealed[1] == from_ctx:
+            header_size = sealed[2]
+            head = blob[:header_size]
+            payload = blob[header_size:-TAG_SIZE]
+            key = self._sign_key  # what _seal signed it with (None: unsigned)
+        else:
+            _tag, _flags, key, header_size, payload = self._open(blob, from_ctx)
+            head = bytes(blob[:header_size])
         signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
-        if header.flags & EnvelopeFlags.SIGNED:
-            key = self._keyring.get(header.key_id) if self._keyring is not None else None
-            if key is None:  # _open verified it, so the key is there; kept for the type checker
-                raise TamperedError(f"no key {header.key_id!r} in this codec's keyring")
-            mac = hmac.digest(key, signed_part, "sha256")
+        if key is not None:
+            mac = self._mac(key, signed_part)
         else:
             mac = hashlib.sha256(_UNSIGNED_PREFIX + signed_part).digest()
         return b"".join((head, payload, mac))
@@ -337,26 +388,25 @@ class Codec:
             total_size=h.total_size,
         )
 
-    def _open(self, blob: bytes | bytearray | memoryview, ctx: bytes) -> tuple[Header, bytes]:
-        """Check the envelope and its tag; return the header and the verified payload."""
-        header = parse_header(blob)
-        try:
-            tag = LayerTag(header.layer)
-        except ValueError:
+    def _open(self, blob: bytes | bytearray | memoryview, ctx: bytes) -> _Opened:
+        """Check the envelope and its tag; return what the callers need of the header and
+        the verified payload."""
+        data, layer, flags, key_id, header_size, payload_size = parse(blob)
+        tag = _LAYER_TAGS.get(layer)
+        if tag is None:
             raise UnknownLayerError(
-                f"envelope names layer {header.layer}, which this agentkit does not know; "
+                f"envelope names layer {layer}, which this agentkit does not know; "
                 "upgrade agentkit to read it"
-            ) from None
+            )
         if tag not in self._accept:
             raise LayerNotAcceptedError(
                 f"envelope uses the {tag.name.lower()} layer, which this codec does not "
                 f"accept (accept={sorted(self.accept)})"
             )
-        data = bytes(blob)
-        end = header.header_size + header.payload_size
-        head, payload, mac = data[: header.header_size], data[header.header_size : end], data[end:]
-        signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
-        if header.flags & EnvelopeFlags.SIGNED:
+        end = header_size + payload_size
+        payload = data[header_size:end]
+        signed_part = b"".join((data[:header_size], _CTX_LEN.pack(len(ctx)), ctx, payload))
+        if flags & _SIGNED:
             if self._keyring is None:
                 if tag is LayerTag.PICKLE:
                     raise UnsignedError(
@@ -364,23 +414,23 @@ class Codec:
                         "signing key that wrote it"
                     )
                 raise TamperedError(
-                    f"blob is signed with key id {header.key_id!r} but this codec has no "
+                    f"blob is signed with key id {key_id!r} but this codec has no "
                     "keys; pass that key in signing_keys"
                 )
-            key = self._keyring.get(header.key_id)
+            key = self._keyring.get(key_id)
             if key is None:
                 raise TamperedError(
-                    f"blob is signed with key id {header.key_id!r}, which is not in this "
+                    f"blob is signed with key id {key_id!r}, which is not in this "
                     f"codec's keyring {list(self._keyring.key_ids)}; keep old keys until "
                     "their blobs expire"
                 )
-            expected = hmac.digest(key, signed_part, "sha256")
-            if not hmac.compare_digest(expected, mac):
+            expected = self._mac(key, signed_part)
+            if not hmac.compare_digest(expected, data[end:]):
                 raise TamperedError(
                     "HMAC does not verify: the blob was modified, signed with another key, "
                     "or is being read under another context than it was written for"
                 )
-            return header, payload
+            return tag, flags, key, header_size, payload
         if tag is LayerTag.PICKLE:
             raise UnsignedError("refusing an unsigned pickle blob: pickle loads only when signed")
         if self._keyring is not None and not self._allow_unsigned:
@@ -389,12 +439,12 @@ class Codec:
                 "unsigned JSON/str blobs"
             )
         expected = hashlib.sha256(_UNSIGNED_PREFIX + signed_part).digest()
-        if not hmac.compare_digest(expected, mac):
+        if not hmac.compare_digest(expected, data[end:]):
             raise CorruptError(
                 "checksum mismatch: the unsigned blob is corrupt or is being read under "
                 "another context than it was written for"
             )
-        return header, payload
+        return tag, flags, None, header_size, payload
 
     def decode(self, blob: bytes | bytearray | memoryview, context: bytes | str = b"") -> Any:
         """Verify and decode ``blob`` written under ``context``.
@@ -411,10 +461,10 @@ class Codec:
                 codec with keys (without ``allow_unsigned``).
             TamperedError: the HMAC does not verify (wrong key, context or bytes).
         """
-        header, payload = self._open(blob, _context_bytes(context))
-        if header.flags & EnvelopeFlags.RESULT:
-            return self._load_result(header, payload, SerializableAgentResult)
-        return self._load(LayerTag(header.layer), payload)
+        tag, flags, _key, _size, payload = self._open(blob, _context_bytes(context))
+        if flags & _RESULT_FLAG:
+            return self._load_result(tag, payload, SerializableAgentResult)
+        return self._load(tag, payload)
 
     def decode_result(
         self,
@@ -439,12 +489,12 @@ class Codec:
             raise TypeError(
                 f"result_type must be a SerializableAgentResult subclass, got {result_type!r}"
             )
-        header, payload = self._open(blob, _context_bytes(context))
-        if not header.flags & EnvelopeFlags.RESULT:
+        tag, flags, _key, _size, payload = self._open(blob, _context_bytes(context))
+        if not flags & _RESULT_FLAG:
             raise CorruptError(
                 "this blob holds a plain value, not an agent result; use decode() for it"
             )
-        return self._load_result(header, payload, result_type)
+        return self._load_result(tag, payload, result_type)
 
     def _load(self, tag: LayerTag, payload: bytes) -> Any:
         try:
@@ -460,8 +510,7 @@ class Codec:
                 f"{tag.name.lower()} payload could not be decoded: {type(exc).__name__}: {exc}"
             ) from None
 
-    def _load_result(self, header: Header, payload: bytes, cls: type[R]) -> R:
-        tag = LayerTag(header.layer)
+    def _load_result(self, tag: LayerTag, payload: bytes, cls: type[R]) -> R:
         # the string layer keeps a result's metadata exactly: its payload is tagged JSON
         body = self._load(LayerTag.JSON if tag is LayerTag.STR else tag, payload)
         try:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentkit.errors import StoreError
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.records import ResultRecord, RunRecord
+
+if TYPE_CHECKING:
+    from agentkit.result import SerializableAgentResult
 
 __all__ = [
     "LATEST_VERSION",
@@ -23,6 +27,7 @@ __all__ = [
     "migrate",
     "recover_interrupted",
     "result_row",
+    "result_row_of",
     "row_to_result",
     "row_to_run",
     "run_row",
@@ -32,6 +37,8 @@ __all__ = [
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
+#: each status's value as a plain str (what sqlite3 binds without an adapter lookup), by member
+_VALUES: dict[object, str] = {s: s.value for s in (*RunStatus, *AgentStatus)}
 _TERMINAL = tuple(s.value for s in RunStatus if s.is_terminal)
 _ACTIVE = tuple(s.value for s in RunStatus if not s.is_terminal)
 _TERMINAL_SQL = ", ".join(f"'{s}'" for s in _TERMINAL)
@@ -157,10 +164,15 @@ RUN_COLUMNS = (
     "run_id, user_id, session_id, pipeline, status, submitted_at, started_at, finished_at, "
     "error, owner"
 )
+# Nullable columns are bound through NULLIF: a text column gets 0 for NULL and a number
+# column '', values no real one equals (SQLite never finds a text and a number equal). The
+# sqlite3 module binds int, float, str and bytearray directly but looks up an adapter for
+# every None and bytes value, which costs more than the rest of binding a row.
 # A run never moves from a terminal status back to queued/running (a late or replayed write of
 # an older state must not undo its end), and never changes owner user.
 UPSERT_RUN = f"""
-INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO runs ({RUN_COLUMNS})
+VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, 0), ?)
 ON CONFLICT (run_id) DO UPDATE SET
     session_id = excluded.session_id, pipeline = excluded.pipeline, status = excluded.status,
     submitted_at = excluded.submitted_at, started_at = excluded.started_at,
@@ -170,18 +182,42 @@ WHERE runs.user_id = excluded.user_id
 """
 
 
+_PIPELINES: dict[tuple[str, ...], str] = {}
+
+
+def _pipeline_json(pipeline: list[str]) -> str:
+    # a deployment runs few distinct pipelines, each written with every run record
+    key = tuple(pipeline)
+    try:
+        text = _PIPELINES.get(key)
+    except TypeError:  # not names (a record built without validation): no caching
+        return json.dumps(pipeline)
+    if text is None:
+        text = json.dumps(pipeline)
+        if len(_PIPELINES) >= 256:
+            _PIPELINES.clear()
+        _PIPELINES[key] = text
+    return text
+
+
 def run_row(run: RunRecord) -> tuple[Any, ...]:
     """The parameters of :data:`UPSERT_RUN` for ``run``."""
+    session_id, started_at, finished_at, error = (
+        run.session_id,
+        run.started_at,
+        run.finished_at,
+        run.error,
+    )
     return (
         run.run_id,
         run.user_id,
-        run.session_id,
-        json.dumps(run.pipeline),
-        run.status.value,
+        0 if session_id is None else session_id,
+        _pipeline_json(run.pipeline),
+        _VALUES.get(run.status) or run.status.value,
         to_us(run.submitted_at),
-        _opt_us(run.started_at),
-        _opt_us(run.finished_at),
-        None if run.error is None else json.dumps(run.error),
+        "" if started_at is None else to_us(started_at),
+        "" if finished_at is None else to_us(finished_at),
+        0 if error is None else json.dumps(error),
         run.owner,
     )
 
@@ -209,7 +245,8 @@ RESULT_COLUMNS = (
     "duration_s, output_json, blob"
 )
 UPSERT_RESULT = f"""
-INSERT INTO results ({RESULT_COLUMNS}, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO results ({RESULT_COLUMNS}, at)
+VALUES (?, ?, ?, ?, NULLIF(?, 0), ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?, ?, ?)
 ON CONFLICT (run_id, agent) DO UPDATE SET
     agent_version = excluded.agent_version, session_id = excluded.session_id,
     status = excluded.status, started_at = excluded.started_at,
@@ -221,22 +258,76 @@ WHERE results.user_id = excluded.user_id
 
 def result_row(rec: ResultRecord, now_us: int) -> tuple[Any, ...]:
     """The parameters of :data:`UPSERT_RESULT`; ``at`` is finished, else started, else now."""
-    started = _opt_us(rec.started_at)
-    finished = _opt_us(rec.finished_at)
-    at = finished if finished is not None else started if started is not None else now_us
-    return (
+    return _result_row(
         rec.run_id,
         rec.agent,
         rec.user_id,
         rec.agent_version,
         rec.session_id,
-        rec.status.value,
-        started,
-        finished,
+        rec.status,
+        rec.started_at,
+        rec.finished_at,
         rec.duration_s,
         rec.output_json,
         rec.blob,
+        now_us,
+    )
+
+
+def _result_row(
+    run_id: str,
+    agent: str,
+    user_id: str,
+    agent_version: str,
+    session_id: str | None,
+    status: AgentStatus,
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    duration_s: float | None,
+    output_json: str,
+    blob: bytes,
+    now_us: int | None,
+) -> tuple[Any, ...]:
+    started = None if started_at is None else to_us(started_at)
+    finished = None if finished_at is None else to_us(finished_at)
+    if finished is not None:
+        at = finished
+    elif started is not None:
+        at = started
+    else:
+        at = time.time_ns() // 1000 if now_us is None else now_us
+    return (
+        run_id,
+        agent,
+        user_id,
+        agent_version,
+        0 if session_id is None else session_id,
+        _VALUES.get(status) or status.value,
+        "" if started is None else started,
+        "" if finished is None else finished,
+        "" if duration_s is None else duration_s,
+        output_json,
+        bytearray(blob),
         at,
+    )
+
+
+def result_row_of(result: SerializableAgentResult, blob: bytes) -> tuple[Any, ...]:
+    """:func:`result_row` of ``ResultRecord.from_result(result, blob)``, without the record."""
+    d = result.__dict__
+    return _result_row(
+        d["run_id"],
+        d["agent"],
+        d["user_id"],
+        d["agent_version"],
+        d["session_id"],
+        d["status"],
+        d["started_at"],
+        d["finished_at"],
+        d["duration_s"],
+        result.output_json(),
+        blob,
+        None,
     )
 
 

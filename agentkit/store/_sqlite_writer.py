@@ -18,9 +18,11 @@ commit does not wait on the disk (WAL with ``synchronous=NORMAL`` or ``OFF``: a 
 to the WAL file in the OS page cache, no fsync): then a group costs tens of microseconds of
 CPU, less than handing it to a thread — with a thread, every time the event loop releases the
 GIL (hashing, I/O) the writer takes it, and the two threads trade the GIL many times per group.
-A group larger than ``inline_max_rows`` (one
-big ``save_results`` call, or a burst) is committed in a worker thread instead, so the loop is
-never held for long; later groups wait for it, keeping the order. Checkpoints (which fsync)
+A burst of operations is committed in chunks of at most ``inline_max_rows`` rows, one per loop
+turn, so the loop is never held for long and the callers of the first chunk resume while the
+rest waits its turn. A single operation larger than that (one big ``save_results`` call), or a
+backlog of more than ``max_group`` rows, is committed in a worker thread instead; later groups
+wait for it, keeping the order. Checkpoints (which fsync)
 are kept off the loop: automatic checkpoints must be disabled on the
 connection, and :meth:`SQLiteWriter.checkpoint_every` rows the writer runs a passive checkpoint
 in a worker thread on a connection of its own.
@@ -39,7 +41,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from agentkit.errors import StoreError
@@ -64,12 +66,13 @@ class BulkStatement:
 
     def __init__(self, sql: str, *, max_rows: int = 512) -> None:
         head, sep, rest = sql.partition("VALUES")
-        group, close, tail = rest.partition(")")
-        if not sep or not close:
+        end = _group_end(rest)
+        if not sep or end < 0:
             raise ValueError("BulkStatement needs an INSERT … VALUES (…) statement")
+        group, tail = rest[: end + 1], rest[end + 1 :]
         self.ncols = group.count("?")
         self._head = head + "VALUES "
-        self._group = group.strip() + ")"
+        self._group = group.strip()
         self._tail = tail
         self.chunks = tuple(c for c in self._CHUNKS if c <= max_rows) or (1,)
         self._sql: dict[int, str] = {}
@@ -92,6 +95,21 @@ class BulkStatement:
                 i += chunk
 
 
+def _group_end(text: str) -> int:
+    """Index of the parenthesis closing the first one in ``text`` (-1: none)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+            if depth < 0:
+                return -1
+    return -1
+
+
 class _Op:
     __slots__ = ("bulk", "fn", "future", "loop", "rows", "size")
 
@@ -100,20 +118,28 @@ class _Op:
         fn: Callable[[sqlite3.Connection], Any] | None,
         size: int,
         loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
+        future: asyncio.Future[Any] | Callable[[BaseException], None] | None,
         bulk: BulkStatement | None = None,
-        rows: list[tuple[Any, ...]] | None = None,
+        rows: Sequence[tuple[Any, ...]] | None = None,
     ) -> None:
         self.fn = fn
         self.size = size
         self.loop = loop
+        #: the caller's future, or (:meth:`SQLiteWriter.queue_rows`) its error callback
         self.future = future
         self.bulk = bulk
         self.rows = rows
 
 
-def _settle(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+def _settle(items: list[tuple[Any, Any, BaseException | None]]) -> None:
     for fut, result, exc in items:
+        if not isinstance(fut, asyncio.Future):
+            if exc is not None and fut is not None:  # queue_rows: only failures are reported
+                try:
+                    fut(exc)
+                except Exception:
+                    log.exception("the error callback of a queued write raised")
+            continue
         if fut.done():  # the caller was cancelled; its write still happened (or failed)
             continue
         if exc is None:
@@ -135,7 +161,8 @@ class SQLiteWriter:
         checkpoint: in inline mode, opens a second connection and checkpoints the WAL on it
             (called in a worker thread every ``checkpoint_every`` rows); None: no checkpoints.
         checkpoint_every: rows written between two checkpoints in inline mode.
-        inline_max_rows: in inline mode, larger groups are committed in a worker thread.
+        inline_max_rows: in inline mode, most rows committed on the loop's thread per loop
+            turn; a larger operation is committed in a worker thread.
     """
 
     def __init__(
@@ -166,6 +193,8 @@ class SQLiteWriter:
         # thread costs a futex syscall and a GIL hand-off, which under load cost more than
         # the write itself when paid per call.
         self._pending: deque[Any] = deque()
+        #: rows of the pending operations (inline mode)
+        self._pending_rows = 0
         self._wake = threading.Event()
         self._sleeping = False
         self._thread: threading.Thread | None = None
@@ -251,6 +280,23 @@ class SQLiteWriter:
         self._submit(_Op(None, len(rows), loop, fut, stmt, rows))
         return fut
 
+    def queue_rows(
+        self,
+        stmt: BulkStatement,
+        rows: Sequence[tuple[Any, ...]],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """:meth:`submit_rows` without a future: a failure is reported by calling
+        ``on_error(exc)`` on the event loop instead, before any later operation's future
+        is resolved (operations are settled in submission order).
+
+        Raises:
+            StoreError: the writer is closed or not started.
+        """
+        if self._closed or (self._thread is None and self._conn is None):
+            raise StoreError(f"{self.name} is closed or not started; call start() first")
+        self._submit(_Op(None, len(rows), asyncio.get_running_loop(), on_error, stmt, rows))
+
     async def close(self) -> None:
         """Commit what is queued, then stop the thread and close the connection."""
         if self._closed:
@@ -283,6 +329,7 @@ class SQLiteWriter:
     def _submit(self, op: Any) -> None:
         if self.inline:
             self._pending.append(op)
+            self._pending_rows += op.size
             if not self._flush_scheduled:
                 self._flush_scheduled = True
                 op.loop.call_soon(self._flush)
@@ -297,28 +344,39 @@ class SQLiteWriter:
     # --- inline mode ----------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Commit everything pending, in groups of at most ``max_group`` (inline mode)."""
+        """Commit what is pending (inline mode): a chunk of at most ``inline_max_rows`` rows
+        on the loop's thread, the rest in later loop turns; an operation larger than that, or
+        a backlog over ``max_group`` rows, in a worker thread (up to ``max_group`` rows)."""
         self._flush_scheduled = False
         pending = self._pending
         conn = self._conn
-        if conn is None or self._offloaded is not None:  # the offloaded group's end flushes
-            return
-        rows = 0
-        while pending:
-            group = [pending.popleft()]
-            size = group[0].size
+        if conn is None or self._offloaded is not None or not pending:
+            return  # (an offloaded group's end flushes what piled up meanwhile)
+        head = pending.popleft()
+        group = [head]
+        size = head.size
+        if size > self.inline_max_rows or self._pending_rows > self.max_group:
             while size < self.max_group and pending:
                 op = pending.popleft()
                 group.append(op)
                 size += op.size
-            rows += size
-            if size > self.inline_max_rows:
-                task = asyncio.ensure_future(asyncio.to_thread(self._commit_timed, conn, group))
-                task.add_done_callback(self._offload_done)
-                self._offloaded = task
-                break
+            self._pending_rows -= size
+            task = asyncio.ensure_future(asyncio.to_thread(self._commit_timed, conn, group))
+            task.add_done_callback(self._offload_done)
+            self._offloaded = task
+        else:
+            cap = min(self.inline_max_rows, self.max_group)
+            while pending and size + pending[0].size <= cap:
+                op = pending.popleft()
+                group.append(op)
+                size += op.size
+            self._pending_rows -= size
             self._commit_timed(conn, group)
-        self._rows_since_checkpoint += rows
+            if pending and not self._flush_scheduled:
+                # the rest in the next turn: the loop is never held for more than one chunk
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        self._rows_since_checkpoint += size
         if (
             self._checkpoint is not None
             and self._rows_since_checkpoint >= self.checkpoint_every
@@ -442,9 +500,19 @@ class SQLiteWriter:
 
     def _deliver(self, group: list[_Op], results: list[Any], exc: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        future_type = asyncio.Future
         for i, op in enumerate(group):
-            result = results[i] if exc is None else None
-            by_loop.setdefault(op.loop, []).append((op.future, result, exc))
+            fut = op.future
+            if exc is None:
+                if not isinstance(fut, future_type):
+                    continue  # queue_rows: only failures are reported
+                result = results[i]
+            else:
+                result = None
+            items = by_loop.get(op.loop)
+            if items is None:
+                items = by_loop[op.loop] = []
+            items.append((fut, result, exc))
         try:
             here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:

@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from agentkit._envelope_check import check_result_envelope
 from agentkit.errors import ConfigurationError, InvalidPayloadError, StoreError
+from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store import _sqlite_schema as schema
 from agentkit.store._sqlite_writer import BulkStatement, SQLiteWriter
@@ -274,6 +275,15 @@ class SQLiteStore(BaseStore):
                 f"{self!r} is not started; call `await store.start()` or use `async with store`"
             )
 
+    async def save_run(self, run: RunRecord) -> None:
+        # BaseStore.save_run without its two inner awaits (callers wait for this one often)
+        if type(self)._save_run is not SQLiteStore._save_run:
+            await super().save_run(run)  # a subclass hooks _save_run: go through it
+            return
+        written = SQLiteStore.save_run_nowait(self, run)
+        del run  # not held while waiting: a caller may have many runs waiting at once
+        await written
+
     async def _save_run(self, run: RunRecord) -> None:
         self._check_started()
         await self._writer.write_rows(_RUNS, [schema.run_row(run)])
@@ -316,6 +326,50 @@ class SQLiteStore(BaseStore):
         self._check_started()
         now = time.time_ns() // 1000
         return self._writer.submit_rows(_RESULTS, [schema.result_row(r, now) for r in records])
+
+    def queue_run(self, run: RunRecord, on_error: Callable[[BaseException], None]) -> None:
+        """:meth:`save_run_nowait` without a future, for the engine's hot path: a failure is
+        reported by calling ``on_error(exc)`` on the event loop, before any later write's
+        future resolves. Awaiting a later write of the same run therefore covers this one.
+
+        Raises:
+            InvalidPayloadError: not a RunRecord. StoreError: not started or closed.
+        """
+        if type(self).save_run_nowait is not SQLiteStore.save_run_nowait:
+            # a subclass changed how runs are queued: go through its method
+            _report_failure(self.save_run_nowait(run), on_error)
+            return
+        if not isinstance(run, RunRecord):
+            raise InvalidPayloadError(f"save_run takes a RunRecord, got {type(run).__name__}")
+        self._check_started()
+        self._writer.queue_rows(_RUNS, (schema.run_row(run),), on_error)
+
+    def queue_result(
+        self,
+        result: SerializableAgentResult,
+        blob: bytes,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """Queue the record of ``result`` whose codec bytes are ``blob`` like
+        :meth:`queue_run` (``save_results_nowait([ResultRecord.from_result(result, blob)])``
+        without the record or a future).
+
+        Raises:
+            InvalidPayloadError: ``blob`` is not a result envelope. StoreError: not started
+                or closed.
+        """
+        if type(self).save_results_nowait is not SQLiteStore.save_results_nowait:
+            # a subclass changed how results are queued: go through its method
+            fut = self.save_results_nowait([ResultRecord.from_result(result, blob)])
+            _report_failure(fut, on_error)
+            return
+        if not isinstance(result, SerializableAgentResult):
+            raise InvalidPayloadError(
+                f"queue_result takes a SerializableAgentResult, got {type(result).__name__}"
+            )
+        check_result_envelope(blob)
+        self._check_started()
+        self._writer.queue_rows(_RESULTS, (schema.result_row_of(result, blob),), on_error)
 
     async def _get_run(self, user_id: str, run_id: str) -> StoredRun | None:
         def query(conn: sqlite3.Connection) -> StoredRun | None:
@@ -406,6 +460,15 @@ class SQLiteStore(BaseStore):
         for conn in self._all_readers:
             conn.close()
         self._all_readers.clear()
+
+
+def _report_failure(fut: asyncio.Future[None], on_error: Callable[[BaseException], None]) -> None:
+    def done(f: asyncio.Future[None]) -> None:
+        exc = None if f.cancelled() else f.exception()
+        if exc is not None:
+            on_error(exc)
+
+    fut.add_done_callback(done)
 
 
 def _time_range(

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -438,3 +439,161 @@ async def test_inline_writer_checkpoints_in_a_thread_and_offloads_big_groups(
     assert threads[0] != loop_thread
     assert await writer.run(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 63
     await writer.close()
+
+
+async def test_queued_writes_without_futures_report_only_failures(tmp_path: Path) -> None:
+    """queue_run/queue_result (the engine's path) write what save_*_nowait would, and a
+    failed write reaches its callback before any later write's future resolves."""
+    from datetime import timedelta
+
+    from agentkit.result import SerializableAgentResult
+
+    errors: list[BaseException] = []
+    async with SQLiteStore(tmp_path / "q.db") as store:
+        result = SerializableAgentResult.from_raw(
+            {"n": 1},
+            agent="a",
+            user_id="u",
+            run_id="r1",
+            started_at=records.T0,
+            finished_at=records.T0 + timedelta(seconds=1),
+        )
+        blob = records.CODEC.encode_result(result, records.store_context("r1", "a"))
+        store.queue_run(make_run("u", "r1"), errors.append)
+        store.queue_result(result, blob, errors.append)
+        await store.save_run(make_run("u", "r1", status=RunStatus.SUCCEEDED))
+        assert errors == []
+        got = await store.get_run("u", "r1")
+        assert got is not None and got.run.status is RunStatus.SUCCEEDED
+        (rec,) = got.results
+        expected = records.ResultRecord.from_result(result, blob)
+        assert rec == expected
+
+        with pytest.raises(InvalidPayloadError):
+            store.queue_result(result, b"not an envelope", errors.append)
+
+        # a write that fails in the database: its callback runs, later writes still commit
+        def fail_once(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "CREATE TEMP TRIGGER no_r2 BEFORE INSERT ON results "
+                "WHEN NEW.run_id = 'r2' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+
+        await store._writer.run(fail_once, size=0)
+        store.queue_result(result.model_copy(update={"run_id": "r2"}), blob, errors.append)
+        await store.save_run(make_run("u", "r3"))
+        assert len(errors) == 1 and isinstance(errors[0], StoreError)
+        assert "refused" in str(errors[0])
+    with pytest.raises(StoreError, match="closed"):
+        store.queue_run(make_run("u", "r4"), errors.append)
+
+
+async def test_queued_writes_go_through_overridden_nowait_methods(tmp_path: Path) -> None:
+    """A subclass that changes save_results_nowait/save_run_nowait sees the engine's
+    queued writes too, and their failures reach the callback."""
+    from agentkit.store.records import ResultRecord, RunRecord
+
+    seen: list[object] = []
+
+    class Recording(SQLiteStore):
+        def save_run_nowait(self, run: RunRecord) -> asyncio.Future[None]:
+            seen.append(run)
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(StoreError("run refused"))
+            return fut
+
+        def save_results_nowait(self, recs: Any) -> asyncio.Future[None]:
+            seen.extend(recs)
+            return super().save_results_nowait(recs)
+
+    errors: list[BaseException] = []
+    async with Recording(tmp_path / "o.db") as store:
+        rec = make_result("u", "r1", "a")
+        result = records.decode_record(rec)
+        store.queue_result(result, rec.blob, errors.append)
+        store.queue_run(make_run("u", "r1"), errors.append)
+        await store.save_run(make_run("u", "r1", status=RunStatus.SUCCEEDED))
+        await asyncio.sleep(0)
+        assert [type(x) for x in seen] == [ResultRecord, RunRecord]
+        assert len(errors) == 1 and "run refused" in str(errors[0])
+
+
+async def test_inline_writer_commits_a_burst_in_chunks_on_the_loop(tmp_path: Path) -> None:
+    """Many small writes at once: committed on the loop's thread, at most inline_max_rows
+    per transaction and per loop turn, in submission order; a backlog over max_group rows
+    goes to a worker thread."""
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(tmp_path / "b.db", isolation_level=None, check_same_thread=False)
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)")
+        return conn
+
+    loop_thread = threading.get_ident()
+    writer = SQLiteWriter(connect, name="burst", inline=True, max_group=100, inline_max_rows=10)
+    await writer.start()
+    threads: list[int] = []
+    order: list[int] = []
+
+    def insert(x: int):  # type: ignore[no-untyped-def]
+        def op(conn: sqlite3.Connection) -> None:
+            threads.append(threading.get_ident())
+            order.append(x)
+            conn.execute("INSERT INTO t VALUES (?)", (x,))
+
+        return op
+
+    commits = writer.commits
+    await asyncio.gather(*(writer.run(insert(i)) for i in range(35)))
+    assert set(threads) == {loop_thread} and order == list(range(35))
+    assert writer.commits - commits == 4  # 10 + 10 + 10 + 5
+    threads.clear()
+    await asyncio.gather(*(writer.run(insert(1000 + i)) for i in range(150)))  # > max_group
+    assert any(t != loop_thread for t in threads)
+    assert order == list(range(35)) + list(range(1000, 1150))
+    await writer.close()
+
+
+async def test_nullable_columns_keep_values_that_look_like_the_null_markers(
+    tmp_path: Path,
+) -> None:
+    """None is bound as 0 (text columns) or '' (number columns) through NULLIF: falsy real
+    values ('', '0', 0.0, the epoch) still round-trip, and None stays None."""
+    from datetime import UTC, datetime
+
+    from agentkit.status import AgentStatus
+    from agentkit.store.records import ResultRecord, RunRecord
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    blob = make_result("u", "r", "a").blob
+    async with SQLiteStore(tmp_path / "n.db") as store:
+        for i, (session, started, duration) in enumerate(
+            [("", epoch, 0.0), ("0", None, None), (None, epoch, -0.0)]
+        ):
+            run_id = f"r{i}"
+            run = RunRecord(
+                run_id=run_id,
+                user_id="u",
+                session_id=session,
+                pipeline=["a"],
+                status=RunStatus.RUNNING,
+                submitted_at=epoch,
+                started_at=started,
+                error={"type": "0", "message": ""} if session is None else None,
+            )
+            rec = ResultRecord(
+                run_id=run_id,
+                user_id="u",
+                agent="a",
+                agent_version="1",
+                session_id=session,
+                status=AgentStatus.SUCCEEDED,
+                started_at=started,
+                finished_at=started,
+                duration_s=duration,
+                output_json="0",
+                blob=blob,
+            )
+            await store.save_run(run)
+            await store.save_results([rec])
+            got = await store.get_run("u", run_id)
+            assert got is not None and got.run == run and got.results == [rec]
