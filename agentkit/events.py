@@ -101,15 +101,7 @@ class EventStream:
         if self._closed:
             return
         self._seq = seq = self._seq + 1
-        buf = self._buf
-        if len(buf) == buf.maxlen:
-            self.dropped += 1
-        buf.append((kind, agent, seq, time.time(), data))
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._append((kind, agent, seq, time.time(), data))
 
     def push_items(
         self, kind: str, agent: str | None, keys: tuple[str, ...], values: tuple[Any, ...]
@@ -121,11 +113,14 @@ class EventStream:
         if self._closed:
             return
         self._seq = seq = self._seq + 1
+        # one flat tuple: nested in another, even a plain tuple keeps the outer one tracked
+        self._append((kind, agent, seq, time.time(), keys, *values))
+
+    def _append(self, entry: tuple[Any, ...]) -> None:
         buf = self._buf
         if len(buf) == buf.maxlen:
             self.dropped += 1
-        # one flat tuple: nested in another, even a plain tuple keeps the outer one tracked
-        buf.append((kind, agent, seq, time.time(), keys, *values))
+        buf.append(entry)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None

@@ -264,6 +264,19 @@ def event_attributes(
     return out
 
 
+def _retry_attributes(
+    error: BaseException | str, next_attempt: int, delay_s: float | None
+) -> dict[str, AttributeValue]:
+    """The attributes of an ``agentkit.retry`` span event."""
+    attrs: dict[str, AttributeValue] = {
+        "error.type": error_type_of(error),
+        "agentkit.retry.next_attempt": next_attempt,
+    }
+    if delay_s is not None:
+        attrs["agentkit.retry.delay"] = delay_s
+    return attrs
+
+
 class SpanScope(SpanHandle):
     """One span: a context manager that starts it, makes it current and ends it on exit.
 
@@ -398,14 +411,8 @@ class SpanScope(SpanHandle):
         self, error: BaseException | str, *, next_attempt: int, delay_s: float | None = None
     ) -> None:
         self.set_error(error)
-        attrs: dict[str, AttributeValue] = {
-            "error.type": error_type_of(error),
-            "agentkit.retry.next_attempt": next_attempt,
-        }
-        if delay_s is not None:
-            attrs["agentkit.retry.delay"] = delay_s
         self._span.set_attribute("agentkit.retry.will_retry", True)
-        self._span.add_event("agentkit.retry", attrs)
+        self._span.add_event("agentkit.retry", _retry_attributes(error, next_attempt, delay_s))
 
     def record_output(self, output: object) -> None:
         if self._content:
@@ -530,15 +537,10 @@ class LeafScope(SpanHandle):
         self, error: BaseException | str, *, next_attempt: int, delay_s: float | None = None
     ) -> None:
         self.set_error(error)
-        attrs: dict[str, AttributeValue] = {
-            "error.type": error_type_of(error),
-            "agentkit.retry.next_attempt": next_attempt,
-        }
-        if delay_s is not None:
-            attrs["agentkit.retry.delay"] = delay_s
         self._attrs["agentkit.retry.will_retry"] = True
         if self._events is None:
             self._events = []
+        attrs = _retry_attributes(error, next_attempt, delay_s)
         self._events.append(("agentkit.retry", attrs, _time_ns()))
 
 
