@@ -324,7 +324,7 @@ class SerializableAgentResult(BaseModel):
             error = ErrorInfo.from_exception(exc, note=f"{cls.__qualname__}.clean_result raised")
             return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None), None
         try:
-            clean, report, pickled = san.sanitize_pickled(shaped)
+            clean, report, pickled = san._sanitize_for_result(shaped)
         except Exception as exc:  # the sanitizer promises not to raise; never trust it blindly
             error = ErrorInfo.from_exception(exc, note="the sanitizer raised")
             return cls._build(meta, AgentStatus.FAILED, None, error, _EMPTY_SUMMARY, None), None
@@ -547,8 +547,8 @@ def _keeps_live_objects(sanitizer: Any) -> bool:
     return bool(getattr(config, "keep_picklable", False))
 
 
-def _summary(report: SanitizeReport) -> ReportSummary:
-    if not report.counts:
+def _summary(report: SanitizeReport | None) -> ReportSummary:
+    if report is None or not report.counts:
         return _EMPTY_SUMMARY
     return report.summary()
 

@@ -84,38 +84,45 @@ class NativePass:
             matcher.redact_url_credentials,
         )
 
-    def run(self, obj: Any) -> tuple[Any, SanitizeReport, bytes] | None:
-        """``(clean, report, pickle)``, or None when the whole walk must decide."""
-        cfg = self._cfg
-        kinds = self._kinds
-        report = SanitizeReport(max_entries=cfg.max_report_entries)
+    def run(self, obj: Any) -> tuple[Any, SanitizeReport | None, bytes] | None:
+        """``(clean, report, pickle)``, or None when the whole walk must decide.
 
-        def on_other(
-            value: Any,
-            segments: tuple[Any, ...],
-            ancestors: tuple[Any, ...],
-            depth: int,
-            nodes: int,
-            nbytes: int,
-        ) -> tuple[Any, int, int]:
-            walker = Walker(cfg, report, kinds)
-            walker.nodes = nodes
-            walker.nbytes = nbytes
-            active = walker.active
-            path: Any = None
-            for container, seg in zip(ancestors, segments, strict=True):
-                active[id(container)] = path
-                path = (path, seg)
-            clean = walker.run(value, path, depth)
-            if walker.exhausted:
-                raise _GiveUp
-            return clean, walker.nodes, walker.nbytes
-
+        ``report`` is None when no object had to be walked (nothing changed): the common
+        case makes no report object at all.
+        """
         try:
-            out = self._encoder.encode(obj, on_other)
+            out = self._encoder.encode(obj, self._on_other)
         except Exception:  # a budget ran out in the walk, or the pass failed: walk it all
             return None
         if out is None:
             return None
-        clean, data = out
-        return clean, report, data
+        clean, data, box = out
+        return clean, (box[0] if box else None), data
+
+    def _on_other(
+        self,
+        value: Any,
+        segments: tuple[Any, ...],
+        ancestors: tuple[Any, ...],
+        depth: int,
+        nodes: int,
+        nbytes: int,
+        box: list[SanitizeReport],
+    ) -> tuple[Any, int, int]:
+        """The walk of one foreign object at its place; ``box`` is the pass's own list,
+        which holds its report once there is one."""
+        cfg = self._cfg
+        if not box:
+            box.append(SanitizeReport(max_entries=cfg.max_report_entries))
+        walker = Walker(cfg, box[0], self._kinds)
+        walker.nodes = nodes
+        walker.nbytes = nbytes
+        active = walker.active
+        path: Any = None
+        for container, seg in zip(ancestors, segments, strict=True):
+            active[id(container)] = path
+            path = (path, seg)
+        clean = walker.run(value, path, depth)
+        if walker.exhausted:
+            raise _GiveUp
+        return clean, walker.nodes, walker.nbytes

@@ -159,7 +159,7 @@ class ObjectSanitizer:
         if self._native is not None:
             done = self._native.run(obj)
             if done is not None:
-                return done[0], done[1]
+                return done[0], done[1] or self._empty_report()
         report = SanitizeReport(max_entries=self._cfg.max_report_entries)
         if self._fast is not None:
             data = self._fast.encode(obj, self._cfg.fast_limit)
@@ -176,7 +176,7 @@ class ObjectSanitizer:
         if self._native is not None:
             done = self._native.run(obj)
             if done is not None:
-                return done
+                return done[0], done[1] or self._empty_report(), done[2]
         report = SanitizeReport(max_entries=self._cfg.max_report_entries)
         fast = self._fast
         if fast is not None:
@@ -187,6 +187,19 @@ class ObjectSanitizer:
         clean, pieces, walk_seeds = self._walk(obj, report)
         clean, data = self._pickle_clean(clean, obj, report, pieces, walk_seeds)
         return clean, report, data
+
+    def _sanitize_for_result(self, obj: Any) -> tuple[Any, SanitizeReport | None, bytes]:
+        """:meth:`sanitize_pickled` for ``SerializableAgentResult.from_raw``: the report is
+        None when nothing changed (no report object is made on the common path). A subclass
+        that overrides ``sanitize_pickled`` is always called through it."""
+        if self._native is not None and type(self).sanitize_pickled is _SANITIZE_PICKLED:
+            done = self._native.run(obj)
+            if done is not None:
+                return done
+        return self.sanitize_pickled(obj)
+
+    def _empty_report(self) -> SanitizeReport:
+        return SanitizeReport(max_entries=self._cfg.max_report_entries)
 
     # --- internals --------------------------------------------------------------------------
 
@@ -332,6 +345,7 @@ class ObjectSanitizer:
         fast.seed_strings(tuple(recurring[:_SEED_MAX_STRINGS]))
 
 
+_SANITIZE_PICKLED = ObjectSanitizer.sanitize_pickled
 _EXACT_EVERY = 16
 _LEARN_MAX_KEYS = 256
 _SEED_MAX_LEN = 64

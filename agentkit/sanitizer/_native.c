@@ -3,7 +3,7 @@
  * Encoder.encode(obj, on_other) walks a value whose containers and scalars are of exact
  * built-in clean types and writes their protocol-5 pickle as it goes. Every other object
  * (a live handle, a model, a dataclass, an enum, an unknown object...) is handed to
- * on_other(obj, segments, ancestors, depth, nodes, nbytes), the Python walk, which returns
+ * on_other(obj, segments, ancestors, depth, nodes, nbytes, box), the Python walk, which returns
  * (clean, nodes, nbytes); the clean value takes the object's place, in the pickle and in a
  * copy of each container on the way to it (containers without replacements are kept as
  * they are). The result is (clean, pickle) or None when the pass gives the value back to
@@ -80,6 +80,7 @@ typedef struct {
 typedef struct {
     Encoder *enc;
     PyObject *on_other;
+    PyObject *box; /* a list made at the first call of on_other, for its per-pass state */
     char *buf;
     Py_ssize_t len, cap;
     Py_ssize_t nodes, nbytes;
@@ -571,8 +572,13 @@ static PyObject *call_other(State *st, PyObject *o, int depth) {
         Py_INCREF(st->anc[d]);
         PyTuple_SET_ITEM(anc, d, st->anc[d]);
     }
-    PyObject *r = PyObject_CallFunction(st->on_other, "ONNinn", o, segs, anc, depth, st->nodes,
-                                        st->nbytes);
+    if (st->box == NULL && (st->box = PyList_New(0)) == NULL) {
+        Py_DECREF(segs);
+        Py_DECREF(anc);
+        return NULL;
+    }
+    PyObject *r = PyObject_CallFunction(st->on_other, "ONNinnO", o, segs, anc, depth, st->nodes,
+                                        st->nbytes, st->box);
     if (r == NULL) return NULL;
     if (!PyTuple_CheckExact(r) || PyTuple_GET_SIZE(r) != 3) {
         Py_DECREF(r);
@@ -882,6 +888,7 @@ static PyObject *Encoder_encode(Encoder *self, PyObject *const *args, Py_ssize_t
     if (st == NULL) return PyErr_NoMemory();
     st->enc = self;
     st->on_other = args[1] == Py_None ? NULL : args[1];
+    st->box = NULL;
     st->buf = NULL;
     st->len = st->cap = 0;
     st->nodes = st->nbytes = 0;
@@ -899,11 +906,13 @@ static PyObject *Encoder_encode(Encoder *self, PyObject *const *args, Py_ssize_t
         if (clean != NULL && put1(st, OP_STOP) == 0) {
             le64(st->buf + 3, (uint64_t)(st->len - 11));
             PyObject *data = PyBytes_FromStringAndSize(st->buf, st->len);
-            if (data != NULL) result = PyTuple_Pack(2, clean, data);
+            if (data != NULL)
+                result = PyTuple_Pack(3, clean, data, st->box != NULL ? st->box : Py_None);
             Py_XDECREF(data);
         }
     }
     Py_XDECREF(clean);
+    Py_XDECREF(st->box);
     if (st->nkeys)
         for (int i = 0; i < KEY_SLOTS; i++) Py_XDECREF(st->key_obj[i]);
     for (int i = 0; i < st->ntz; i++) Py_DECREF(st->tz_obj[i]);
@@ -1000,7 +1009,7 @@ static void Encoder_dealloc(Encoder *self) {
 
 static PyMethodDef Encoder_methods[] = {
     {"encode", (PyCFunction)(void (*)(void))Encoder_encode, METH_FASTCALL,
-     "encode(obj, on_other) -> (clean, pickle) | None"},
+     "encode(obj, on_other) -> (clean, pickle, box | None) | None"},
     {NULL, NULL, 0, NULL},
 };
 

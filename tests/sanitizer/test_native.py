@@ -334,3 +334,24 @@ def test_passes_leave_reference_counts_as_they_were() -> None:
         NATIVE.sanitize_pickled(value[key])
     gc.collect()
     assert [sys.getrefcount(o) for o in tracked] == before
+
+
+def test_results_make_no_report_object_unless_something_changed() -> None:
+    from agentkit.result import SerializableAgentResult
+
+    san = ObjectSanitizer()
+    assert san._sanitize_for_result({"ok": 1})[1] is None
+    report = san._sanitize_for_result({"lock": threading.Lock()})[1]
+    assert report is not None and report.paths == ["$.lock"]
+    ids: dict[str, Any] = {"agent": "a", "user_id": "u", "run_id": "r"}
+    result = SerializableAgentResult.from_raw({"lock": threading.Lock()}, sanitizer=san, **ids)
+    assert result.report.total == 1 and result.report.entries[0].path == "$.lock"
+    assert SerializableAgentResult.from_raw({"ok": 1}, sanitizer=san, **ids).report.total == 0
+
+    class Marking(ObjectSanitizer):
+        def sanitize_pickled(self, obj: Any) -> tuple[Any, Any, bytes]:
+            clean, rep, _ = super().sanitize_pickled(obj)
+            return {"marked": clean}, rep, pickle.dumps({"marked": clean})
+
+    marked = SerializableAgentResult.from_raw({"ok": 1}, sanitizer=Marking(), **ids)
+    assert marked.output == {"marked": {"ok": 1}}  # an override is always called
