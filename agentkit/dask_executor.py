@@ -334,6 +334,12 @@ class DaskExecutor:
             while True:
                 done, _ = await asyncio.wait({waiter}, timeout=_STALL_POLL_S)
                 if done:
+                    if waiter.cancelled():
+                        # Cancelled by the Dask client, not by us (our own cancellation
+                        # raises out of asyncio.wait): the task is lost, not the run.
+                        raise _TaskLostError(
+                            f"the Dask client cancelled the wait for stage {job.agent!r}"
+                        )
                     return waiter.result()
                 finished_polls = finished_polls + 1 if future.status == "finished" else 0
                 if finished_polls >= 2:
@@ -444,6 +450,10 @@ class DaskExecutor:
             return
         if isinstance(data, dict):
             route.emit(kind, data)
+
+
+class _TaskLostError(Exception):
+    """Internal: the cluster dropped a stage's task (it is submitted again)."""
 
 
 def _lost(exc: BaseException) -> bool:

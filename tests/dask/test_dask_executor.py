@@ -349,3 +349,26 @@ async def test_a_finished_result_can_be_fetched_from_its_worker_directly(
     assert fetched.blob == gathered.blob and fetched.execution == gathered.execution
     result = codec.decode_result(fetched.blob, context=job.blob_context)
     assert result.output["input"] == {"x": 1}
+
+
+async def test_a_wait_the_dask_client_cancels_resubmits_the_stage_not_the_run(
+    sup: Supervisor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancellation that is not the run's (here: the reply waiter, cancelled as a client
+    reconnecting after a lost worker may do) must not end the run as interrupted."""
+    import agentkit.dask_executor as dask_executor
+
+    real = dask_executor._result_of
+    calls = 0
+
+    async def cancelled_once(future: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncio.CancelledError
+        return await real(future)
+
+    monkeypatch.setattr(dask_executor, "_result_of", cancelled_once)
+    result = await asyncio.wait_for(sup.run("olga", ["dt_echo"], input={"n": 1}), timeout=60)
+    assert result.status.value == "succeeded", result.error
+    assert calls == 2  # submitted again after the foreign cancellation
