@@ -286,18 +286,6 @@ class SerializableAgentResult(BaseModel):
             "finished_at": finished_at,
             "attempt": attempt,
         }
-        return cls._from_raw_meta(raw, meta, status, sanitizer)
-
-    @classmethod
-    def _from_raw_meta(
-        cls,
-        raw: Any,
-        meta: dict[str, Any],
-        status: AgentStatus = AgentStatus.SUCCEEDED,
-        sanitizer: ObjectSanitizer | None = None,
-    ) -> Self:
-        """:meth:`from_raw` for metadata already checked: ``meta`` holds exactly from_raw's
-        id, time and attempt arguments; it is used as it is, not copied."""
         return cls._clean_raw(raw, meta, status, sanitizer, keep_pickle=True)[0]
 
     @classmethod
@@ -310,8 +298,10 @@ class SerializableAgentResult(BaseModel):
         *,
         keep_pickle: bool = False,
     ) -> tuple[Self, bytes | None]:
-        """:meth:`_from_raw_meta`, and the pickle of the clean output ``sanitize_pickled``
-        made (None when there is none to reuse). Executors pass it to the codec themselves
+        """:meth:`from_raw` for metadata already checked (``meta`` holds exactly from_raw's
+        id, time and attempt arguments and is used as it is, not copied), and the pickle of
+        the clean output the sanitizer made (None when there is none to reuse). Executors
+        pass it to the codec themselves
         (``keep_pickle=False``), so the result does not hold it for its whole life."""
         if isinstance(raw, BaseException):
             error = ErrorInfo.from_exception(raw)

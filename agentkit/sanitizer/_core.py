@@ -160,7 +160,7 @@ class ObjectSanitizer:
             done = self._native.run(obj)
             if done is not None:
                 return done[0], done[1] or self._empty_report()
-        report = SanitizeReport(max_entries=self._cfg.max_report_entries)
+        report = self._empty_report()
         if self._fast is not None:
             data = self._fast.encode(obj, self._cfg.fast_limit)
             if data is not None and not self._needs_redaction(obj, data):
@@ -177,7 +177,23 @@ class ObjectSanitizer:
             done = self._native.run(obj)
             if done is not None:
                 return done[0], done[1] or self._empty_report(), done[2]
-        report = SanitizeReport(max_entries=self._cfg.max_report_entries)
+        return self._sanitize_pickled_py(obj)
+
+    def _sanitize_for_result(self, obj: Any) -> tuple[Any, SanitizeReport | None, bytes]:
+        """:meth:`sanitize_pickled` for ``SerializableAgentResult.from_raw``: the report is
+        None when nothing changed (no report object is made on the common path). A subclass
+        that overrides ``sanitize_pickled`` is always called through it."""
+        if type(self).sanitize_pickled is not _SANITIZE_PICKLED:
+            return self.sanitize_pickled(obj)
+        if self._native is not None:
+            done = self._native.run(obj)
+            if done is not None:
+                return done
+        return self._sanitize_pickled_py(obj)
+
+    def _sanitize_pickled_py(self, obj: Any) -> tuple[Any, SanitizeReport, bytes]:
+        """:meth:`sanitize_pickled` without the compiled pass (absent, off, or given up)."""
+        report = self._empty_report()
         fast = self._fast
         if fast is not None:
             seeds = fast.seeds
@@ -187,16 +203,6 @@ class ObjectSanitizer:
         clean, pieces, walk_seeds = self._walk(obj, report)
         clean, data = self._pickle_clean(clean, obj, report, pieces, walk_seeds)
         return clean, report, data
-
-    def _sanitize_for_result(self, obj: Any) -> tuple[Any, SanitizeReport | None, bytes]:
-        """:meth:`sanitize_pickled` for ``SerializableAgentResult.from_raw``: the report is
-        None when nothing changed (no report object is made on the common path). A subclass
-        that overrides ``sanitize_pickled`` is always called through it."""
-        if self._native is not None and type(self).sanitize_pickled is _SANITIZE_PICKLED:
-            done = self._native.run(obj)
-            if done is not None:
-                return done
-        return self.sanitize_pickled(obj)
 
     def _empty_report(self) -> SanitizeReport:
         return SanitizeReport(max_entries=self._cfg.max_report_entries)

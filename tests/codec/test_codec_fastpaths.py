@@ -154,7 +154,7 @@ def test_metadata_with_a_str_subclass_is_refused_not_pickled_by_name() -> None:
         pass
 
     codec = Codec(signing_keys=[("k1", KEY)])
-    result = SerializableAgentResult._from_raw_meta(
+    result, _ = SerializableAgentResult._clean_raw(
         {"x": 1},
         {
             "agent": "a",
