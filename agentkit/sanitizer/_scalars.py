@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from typing import Any
+from typing import Any, cast
 
 from agentkit.report import ReportKind, SanitizeReport
 from agentkit.sanitizer import _safe
@@ -98,23 +98,18 @@ class ScalarsMixin:
         return b
 
     def _datetime(self, obj: Any, t: type, path: Path) -> datetime:
-        tz = _TZINFO(obj)
-        clean_tz = _clean_tz(tz)
-        if t is datetime and clean_tz:
-            return obj  # type: ignore[no-any-return]
-        out = datetime.fromisoformat(datetime.isoformat(obj))
-        if clean_tz and tz is not None:
-            out = out.replace(tzinfo=tz)
-        elif tz is not None:
-            self._add(path, ReportKind.REPLACED, type(tz), "time zone became its fixed UTC offset")
-        return out
+        return cast(datetime, self._moment(obj, t, datetime, _TZINFO(obj), path))
 
     def _time(self, obj: Any, t: type, path: Path) -> time:
-        tz = _TIME_TZINFO(obj)
+        return cast(time, self._moment(obj, t, time, _TIME_TZINFO(obj), path))
+
+    def _moment(self, obj: Any, t: type, cls: type[Any], tz: Any, path: Path) -> Any:
+        """A datetime or time (``cls``) of exact type with a clean tzinfo: ``obj`` itself,
+        or rebuilt from its ISO form (an unclean tzinfo becomes its fixed offset)."""
         clean_tz = _clean_tz(tz)
-        if t is time and clean_tz:
-            return obj  # type: ignore[no-any-return]
-        out = time.fromisoformat(time.isoformat(obj))
+        if t is cls and clean_tz:
+            return obj
+        out = cls.fromisoformat(cls.isoformat(obj))
         if clean_tz and tz is not None:
             out = out.replace(tzinfo=tz)
         elif tz is not None:
