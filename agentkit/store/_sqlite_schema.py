@@ -169,17 +169,50 @@ RUN_COLUMNS = (
 # sqlite3 module binds int, float, str and bytearray directly but looks up an adapter for
 # every None and bytes value, which costs more than the rest of binding a row.
 # A run never moves from a terminal status back to queued/running (a late or replayed write of
-# an older state must not undo its end), and never changes owner user.
+# an older state must not undo its end), and never changes owner user. Its submission time
+# never changes either: leaving submitted_at out of the SET list spares SQLite rewriting the
+# runs_user_time index entry on every status change.
 UPSERT_RUN = f"""
 INSERT INTO runs ({RUN_COLUMNS})
 VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, 0), ?)
 ON CONFLICT (run_id) DO UPDATE SET
     session_id = excluded.session_id, pipeline = excluded.pipeline, status = excluded.status,
-    submitted_at = excluded.submitted_at, started_at = excluded.started_at,
-    finished_at = excluded.finished_at, error = excluded.error, owner = excluded.owner
+    started_at = excluded.started_at, finished_at = excluded.finished_at,
+    error = excluded.error, owner = excluded.owner
 WHERE runs.user_id = excluded.user_id
   AND (excluded.status IN ({_TERMINAL_SQL}) OR runs.status IN ({_ACTIVE_SQL}))
 """
+
+_ACTIVE_SET = frozenset(_ACTIVE)
+
+
+def coalesce_run_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows`` of :data:`UPSERT_RUN` for one transaction, without the rows a later row
+    makes moot: an active state (queued, running) of a run whose next row in ``rows`` has
+    the same user and submission time. Applying that next row alone leaves the table as
+    applying both would, whatever the table held (the conflict clause lets it replace an
+    active state, and both fail alike against another user's or a terminal row). A run
+    that starts and ends between two commits therefore costs one row write, not two.
+    """
+    if len(rows) < 2:
+        return rows
+    nxt: dict[str, tuple[Any, ...]] = {}
+    keep: list[tuple[Any, ...]] = []
+    for row in reversed(rows):
+        later = nxt.get(row[0])
+        nxt[row[0]] = row
+        if (
+            later is not None
+            and row[4] in _ACTIVE_SET
+            and later[1] == row[1]
+            and later[5] == row[5]
+        ):
+            continue
+        keep.append(row)
+    if len(keep) == len(rows):
+        return rows
+    keep.reverse()
+    return keep
 
 
 _PIPELINES: dict[tuple[str, ...], str] = {}

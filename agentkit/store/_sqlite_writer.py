@@ -60,11 +60,19 @@ class BulkStatement:
     Args:
         sql: the statement for ONE row; its single ``VALUES (…)`` group is repeated.
         max_rows: most rows per executed statement.
+        coalesce: drops rows that later rows of the same transaction make moot (it must
+            leave the table as writing every row would); None: every row is written.
     """
 
     _CHUNKS = (512, 64, 8, 1)
 
-    def __init__(self, sql: str, *, max_rows: int = 512) -> None:
+    def __init__(
+        self,
+        sql: str,
+        *,
+        max_rows: int = 512,
+        coalesce: Callable[[list[tuple[Any, ...]]], list[tuple[Any, ...]]] | None = None,
+    ) -> None:
         head, sep, rest = sql.partition("VALUES")
         end = _group_end(rest)
         if not sep or end < 0:
@@ -75,6 +83,7 @@ class BulkStatement:
         self._group = group.strip()
         self._tail = tail
         self.chunks = tuple(c for c in self._CHUNKS if c <= max_rows) or (1,)
+        self.coalesce = coalesce
         self._sql: dict[int, str] = {}
 
     def sql(self, rows: int) -> str:
@@ -495,6 +504,8 @@ class SQLiteWriter:
                 assert op.fn is not None
                 results.append(op.fn(conn))
         for stmt, rows in bulk.items():
+            if stmt.coalesce is not None:
+                rows = stmt.coalesce(rows)
             stmt.execute(conn, rows)
         return results
 

@@ -48,7 +48,7 @@ T = TypeVar("T")
 log = logging.getLogger("agentkit.store.sqlite")
 
 _SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-_RUNS = BulkStatement(schema.UPSERT_RUN)
+_RUNS = BulkStatement(schema.UPSERT_RUN, coalesce=schema.coalesce_run_rows)
 _RESULTS = BulkStatement(schema.UPSERT_RESULT)
 MEMORY = ":memory:"
 
