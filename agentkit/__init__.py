@@ -73,7 +73,7 @@ from agentkit.report import (
 from agentkit.result import ErrorInfo, SerializableAgentResult
 from agentkit.run import RunHandle, RunResult
 from agentkit.sanitizer import ObjectSanitizer, SanitizeContext
-from agentkit.signing import build_codec
+from agentkit.signing import build_codec, load_signing_key
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.base import Store
 from agentkit.store.outbox import Outbox, OutboxStore
@@ -173,6 +173,7 @@ __all__ = [
     "build_codec",
     "cache_from_url",
     "configure_telemetry",
+    "load_signing_key",
     "register_cache",
     "register_store",
     "store_from_url",

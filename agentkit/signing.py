@@ -13,15 +13,28 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
 
 from agentkit.codec import Codec
 from agentkit.errors import ConfigurationError
 from agentkit.keys import derive_key
 
-__all__ = ["MIN_SIGNING_KEY_BYTES", "build_codec", "codec_key_id", "codec_signing_key"]
+__all__ = [
+    "MIN_SIGNING_KEY_BYTES",
+    "SIGNING_KEY_ENV",
+    "build_codec",
+    "codec_key_id",
+    "codec_signing_key",
+    "load_signing_key",
+]
 
 #: shortest root signing key accepted
 MIN_SIGNING_KEY_BYTES = 16
+#: environment variable holding the root signing key as hex
+SIGNING_KEY_ENV = "AGENTKIT_SIGNING_KEY"
 
 
 def codec_signing_key(signing_key: bytes) -> bytes:
@@ -60,3 +73,59 @@ def build_codec(signing_key: bytes | None) -> Codec:
         return Codec(layers=("json", "str"))
     sub = codec_signing_key(signing_key)
     return Codec(signing_keys=[(codec_key_id(sub), sub)])
+
+
+def load_signing_key(
+    key_file: str | Path | None,
+    *,
+    create: bool = False,
+    env: Mapping[str, str] = os.environ,
+) -> bytes:
+    """The deployment's root signing key: ``$AGENTKIT_SIGNING_KEY`` (hex) if set, else the
+    hex key in ``key_file``.
+
+    Args:
+        key_file: a file holding the key as hex; ``None``: the environment variable only.
+        create: write a new random 32-byte key to a missing ``key_file`` (mode 0600, never
+            over an existing file).
+        env: where to look for the variable.
+
+    Raises:
+        ConfigurationError: the key is not hex of at least 16 bytes, or there is no key
+            (and ``create`` is false or there is no ``key_file``).
+    """
+    value = env.get(SIGNING_KEY_ENV)
+    if value:
+        return _parse_key(value, f"${SIGNING_KEY_ENV}")
+    if key_file is None:
+        raise ConfigurationError(
+            f"no signing key: set {SIGNING_KEY_ENV} to the hex key the runs were written "
+            "with, or give a key file"
+        )
+    path = Path(key_file)
+    if path.exists():
+        return _parse_key(path.read_text(), f"key file {str(path)!r}")
+    if not create:
+        raise ConfigurationError(
+            f"no signing key: {str(path)!r} does not exist; set {SIGNING_KEY_ENV} or give "
+            "the key file the runs were written with"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
+
+
+def _parse_key(text: str, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ConfigurationError(f"{where} must be a hex string (e.g. 64 hex digits)") from None
+    if len(key) < MIN_SIGNING_KEY_BYTES:
+        raise ConfigurationError(
+            f"{where} must hold at least {MIN_SIGNING_KEY_BYTES} bytes "
+            f"({2 * MIN_SIGNING_KEY_BYTES} hex digits)"
+        )
+    return key

@@ -23,26 +23,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from agentkit.errors import AgentkitError
 from agentkit.limits import Limits
 from agentkit.registry import AgentRegistry
 from agentkit.run import RunResult
+from agentkit.signing import SIGNING_KEY_ENV, load_signing_key
+from agentkit.store.sqlite import SQLiteStore
 from agentkit.supervisor import Supervisor
 from agentkit.telemetry import add_telemetry_options, telemetry_from_args
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "var" / "agentkit-example.db"
-KEY_ENV = "AGENTKIT_SIGNING_KEY"
 PIPELINE = ("triage", "data", "optimizations_core", "reporting")
 #: what each user asks; picked by the user's index so every run is reproducible
 REQUESTS = (
@@ -55,44 +54,12 @@ REQUESTS = (
 )
 
 
-def signing_key(key_file: Path, env: dict[str, str] | os._Environ[str] = os.environ) -> bytes:
-    """The signing key: ``$AGENTKIT_SIGNING_KEY`` (hex), else ``key_file`` (created once).
-
-    Raises:
-        SystemExit: the environment variable is not valid hex of at least 16 bytes.
-    """
-    value = env.get(KEY_ENV)
-    if value:
-        try:
-            key = bytes.fromhex(value.strip())
-        except ValueError:
-            raise SystemExit(f"error: {KEY_ENV} must be hex (e.g. 64 hex digits)") from None
-        if len(key) < 16:
-            raise SystemExit(f"error: {KEY_ENV} must hold at least 16 bytes (32 hex digits)")
-        return key
-    if key_file.exists():
-        try:
-            return bytes.fromhex(key_file.read_text().strip())
-        except ValueError:
-            raise SystemExit(
-                f"error: {key_file} is not a hex key; delete it (stored runs become unreadable) "
-                f"or set {KEY_ENV}"
-            ) from None
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex() + "\n")
-    return key
-
-
 def sqlite_path(store_url: str) -> Path | None:
     """The database file of a ``sqlite:///…`` URL, or ``None`` for other stores."""
-    parts = urlsplit(store_url)
-    path = unquote(parts.path[1:])
-    if parts.scheme.lower() != "sqlite" or not path or path == ":memory:":
+    if urlsplit(store_url).scheme.lower() != "sqlite":
         return None
-    return Path(path)
+    store = SQLiteStore.from_url(store_url)  # parses the URL; opens nothing
+    return None if store.in_memory else Path(store.path)
 
 
 class Progress:
@@ -289,7 +256,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--key-file",
         type=Path,
         default=None,
-        help=f"where to keep the generated signing key without ${KEY_ENV} "
+        help=f"where to keep the generated signing key without ${SIGNING_KEY_ENV} "
         "(default: beside the SQLite database)",
     )
     p.add_argument("--report", action="store_true", help="print the first user's report")
@@ -306,7 +273,7 @@ async def main_async(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if db is not None:
         db.parent.mkdir(parents=True, exist_ok=True)
     key_file = args.key_file or (db.with_suffix(".key") if db else DEFAULT_DB.with_suffix(".key"))
-    key = signing_key(key_file)
+    key = load_signing_key(key_file, create=True)
 
     registry = AgentRegistry()
     registry.load_path(args.agents_path)

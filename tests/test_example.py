@@ -79,7 +79,7 @@ async def test_example_runs_users_prints_table_and_persists(tmp_path):
 def test_example_rejects_a_bad_key_and_bad_flags(tmp_path):
     url = f"sqlite:///{tmp_path / 'x.db'}"
     proc = run_example("--users", "1", "--store", url, env_key="not-hex")
-    assert proc.returncode != 0 and "AGENTKIT_SIGNING_KEY must be hex" in proc.stderr
+    assert proc.returncode != 0 and "AGENTKIT_SIGNING_KEY must be a hex string" in proc.stderr
     assert "Traceback" not in proc.stderr
     proc = run_example("--users", "0", "--store", url)
     assert proc.returncode == 2 and "at least 1" in proc.stderr

@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
@@ -18,6 +17,7 @@ from uuid import UUID
 
 from agentkit.errors import AgentkitError, ConfigurationError
 from agentkit.registry import AgentRegistry
+from agentkit.signing import SIGNING_KEY_ENV, load_signing_key
 
 __all__ = [
     "DEFAULT_AGENTS_PATH",
@@ -36,7 +36,7 @@ __all__ = [
 
 DEFAULT_AGENTS_PATH = "agents"
 DEFAULT_STORE = "sqlite:///var/agentkit.db"
-KEY_ENV = "AGENTKIT_SIGNING_KEY"
+KEY_ENV = SIGNING_KEY_ENV
 STORE_ENV = "AGENTKIT_STORE"
 
 
@@ -111,7 +111,8 @@ def signing_key(
     create: bool,
     env: Mapping[str, str] = os.environ,
 ) -> bytes:
-    """The signing key: ``$AGENTKIT_SIGNING_KEY`` (hex), else a key file.
+    """The signing key: ``$AGENTKIT_SIGNING_KEY`` (hex), else a key file
+    (:func:`agentkit.signing.load_signing_key`).
 
     The key file is ``key_file`` or, for a SQLite store, the ``.key`` file beside the
     database (what ``examples/supervisor.py`` writes). With ``create`` a missing file is
@@ -121,10 +122,7 @@ def signing_key(
         ConfigurationError: the key is not valid hex of at least 16 bytes, or no key is
             available and ``create`` is false.
     """
-    value = env.get(KEY_ENV)
-    if value:
-        return _parse_key(value, f"${KEY_ENV}")
-    if key_file is None:
+    if key_file is None and not env.get(KEY_ENV):
         db = sqlite_path(url)
         if db is None:
             raise ConfigurationError(
@@ -132,28 +130,7 @@ def signing_key(
                 "or pass --key-file"
             )
         key_file = db.with_suffix(".key")
-    if key_file.exists():
-        return _parse_key(key_file.read_text(), f"key file {str(key_file)!r}")
-    if not create:
-        raise ConfigurationError(
-            f"no signing key: {str(key_file)!r} does not exist; set {KEY_ENV} or pass --key-file"
-        )
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex() + "\n")
-    return key
-
-
-def _parse_key(text: str, where: str) -> bytes:
-    try:
-        key = bytes.fromhex(text.strip())
-    except ValueError:
-        raise ConfigurationError(f"{where} must be a hex string (e.g. 64 hex digits)") from None
-    if len(key) < 16:
-        raise ConfigurationError(f"{where} must hold at least 16 bytes (32 hex digits)")
-    return key
+    return load_signing_key(key_file, create=create, env=env)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
