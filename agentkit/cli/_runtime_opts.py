@@ -130,6 +130,10 @@ def signing_key(
                 "or pass --key-file"
             )
         key_file = db.with_suffix(".key")
+    if not create and not env.get(KEY_ENV) and not key_file.exists():
+        raise ConfigurationError(
+            f"no signing key: {str(key_file)!r} does not exist; set {KEY_ENV} or pass --key-file"
+        )
     return load_signing_key(key_file, create=create, env=env)
 
 
