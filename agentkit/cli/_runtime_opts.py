@@ -130,7 +130,7 @@ def signing_key(
                 "or pass --key-file"
             )
         key_file = db.with_suffix(".key")
-    if not create and not env.get(KEY_ENV) and not key_file.exists():
+    if key_file is not None and not create and not env.get(KEY_ENV) and not key_file.exists():
         raise ConfigurationError(
             f"no signing key: {str(key_file)!r} does not exist; set {KEY_ENV} or pass --key-file"
         )
