@@ -146,6 +146,14 @@ def test_runs_without_a_key_is_a_clear_error(capsys, store, monkeypatch):
     one_error_line(err, "AGENTKIT_SIGNING_KEY")
 
 
+def test_runs_with_a_missing_key_file_names_the_file_and_the_flag(capsys, store, monkeypatch):
+    monkeypatch.delenv("AGENTKIT_SIGNING_KEY")
+    code, _, err = cli(capsys, "runs", "list", "--user", "u", "--store", store)
+    assert code == 2
+    one_error_line(err, "cli.key' does not exist")
+    assert "--key-file" in err
+
+
 def test_real_command_prints_no_traceback(store):
     command = Path(sys.executable).with_name("agentkit")  # the installed console script
     proc = subprocess.run(
