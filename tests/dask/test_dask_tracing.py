@@ -54,8 +54,7 @@ def otel() -> Iterator[Otel]:
     """The supervisor's SDK (in-memory), separate from the process's globals."""
     o = make_otel()
     yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
+    o.shutdown()
 
 
 @pytest.fixture

@@ -13,16 +13,14 @@ from otlp_receiver import OtlpReceiver
 def otel() -> Iterator[Otel]:
     o = make_otel()
     yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
+    o.shutdown()
 
 
 @pytest.fixture
 def otel_content() -> Iterator[Otel]:
     o = make_otel(record_content=True)
     yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
+    o.shutdown()
 
 
 @pytest.fixture

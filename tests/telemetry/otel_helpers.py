@@ -24,6 +24,10 @@ class Otel:
     reader: InMemoryMetricReader
     tel: Telemetry
 
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
+
     def spans(self) -> list[ReadableSpan]:
         return list(self.exporter.get_finished_spans())
 

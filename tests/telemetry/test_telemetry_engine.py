@@ -102,8 +102,7 @@ async def sup_otel(tmp_path: Path) -> AsyncIterator[tuple[Supervisor, Otel]]:
     )
     async with sup:
         yield sup, otel
-    otel.tracer_provider.shutdown()
-    otel.meter_provider.shutdown()
+    otel.shutdown()
 
 
 def _attrs(span: ReadableSpan) -> dict[str, Any]:

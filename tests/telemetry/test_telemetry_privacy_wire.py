@@ -109,8 +109,7 @@ async def test_no_raw_user_id_secret_or_raw_output_in_telemetry(
         assert fields["agentkit.event.who"] == "svc"
     else:
         assert "agentkit.event.who" not in fields
-    otel.tracer_provider.shutdown()
-    otel.meter_provider.shutdown()
+    otel.shutdown()
 
 
 async def test_run_arrives_over_otlp_http(tmp_path: Path, otlp_receiver: OtlpReceiver) -> None:
