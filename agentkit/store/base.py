@@ -86,18 +86,11 @@ class BaseStore:
             self._started = True
 
     async def save_run(self, run: RunRecord) -> None:
-        if not isinstance(run, RunRecord):
-            raise InvalidPayloadError(f"save_run takes a RunRecord, got {type(run).__name__}")
+        check_run_record(run)
         await self._save_run(run)
 
     async def save_results(self, records: Sequence[ResultRecord]) -> None:
-        for rec in records:
-            if not isinstance(rec, ResultRecord):
-                raise InvalidPayloadError(
-                    "save_results takes ResultRecord objects built with "
-                    f"ResultRecord.from_result(), got {type(rec).__name__}"
-                )
-            check_result_envelope(rec.blob)
+        check_result_records(records)
         if records:
             await self._save_results(list(records))
 
@@ -192,6 +185,24 @@ class BaseStore:
 
     async def _aclose(self) -> None:
         return None
+
+
+def check_run_record(run: object) -> None:
+    """Raise :class:`InvalidPayloadError` unless ``run`` is a :class:`RunRecord`."""
+    if not isinstance(run, RunRecord):
+        raise InvalidPayloadError(f"save_run takes a RunRecord, got {type(run).__name__}")
+
+
+def check_result_records(records: Sequence[object]) -> None:
+    """Raise :class:`InvalidPayloadError` unless every record is a :class:`ResultRecord`
+    holding a result envelope (invariant 1 at the store boundary)."""
+    for rec in records:
+        if not isinstance(rec, ResultRecord):
+            raise InvalidPayloadError(
+                "save_results takes ResultRecord objects built with "
+                f"ResultRecord.from_result(), got {type(rec).__name__}"
+            )
+        check_result_envelope(rec.blob)
 
 
 def _need_str(name: str, value: object) -> str:

@@ -39,7 +39,7 @@ from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store import _sqlite_schema as schema
 from agentkit.store._sqlite_writer import BulkStatement, SQLiteWriter
-from agentkit.store.base import BaseStore
+from agentkit.store.base import BaseStore, check_result_records, check_run_record
 from agentkit.store.records import ResultRecord, RunRecord, StoredRun
 
 __all__ = ["SQLiteStore"]
@@ -304,8 +304,7 @@ class SQLiteStore(BaseStore):
         Raises:
             InvalidPayloadError: not a RunRecord. StoreError: not started or closed.
         """
-        if not isinstance(run, RunRecord):
-            raise InvalidPayloadError(f"save_run takes a RunRecord, got {type(run).__name__}")
+        check_run_record(run)
         self._check_started()
         return self._writer.submit_rows(_RUNS, [schema.run_row(run)])
 
@@ -316,13 +315,7 @@ class SQLiteStore(BaseStore):
             InvalidPayloadError: not ResultRecords with result envelopes. StoreError: not
                 started or closed.
         """
-        for rec in records:
-            if not isinstance(rec, ResultRecord):
-                raise InvalidPayloadError(
-                    "save_results takes ResultRecord objects built with "
-                    f"ResultRecord.from_result(), got {type(rec).__name__}"
-                )
-            check_result_envelope(rec.blob)
+        check_result_records(records)
         self._check_started()
         now = time.time_ns() // 1000
         return self._writer.submit_rows(_RESULTS, [schema.result_row(r, now) for r in records])
@@ -339,8 +332,7 @@ class SQLiteStore(BaseStore):
             # a subclass changed how runs are queued: go through its method
             _report_failure(self.save_run_nowait(run), on_error)
             return
-        if not isinstance(run, RunRecord):
-            raise InvalidPayloadError(f"save_run takes a RunRecord, got {type(run).__name__}")
+        check_run_record(run)
         self._check_started()
         self._writer.queue_rows(_RUNS, (schema.run_row(run),), on_error)
 
