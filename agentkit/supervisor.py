@@ -23,10 +23,10 @@ import os
 import time
 import uuid
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from agentkit._dag import Plan, build_plan
@@ -61,6 +61,8 @@ from agentkit.telemetry import Telemetry
 __all__ = ["DEFAULT_OUTBOX_DIR", "Supervisor", "build_codec"]
 
 log = logging.getLogger("agentkit.supervisor")
+#: a backend type (Cache or Store) chosen by URL or given as an object
+B = TypeVar("B")
 
 _PLAN_CACHE_SIZE = 256
 #: where the outbox of a remote store given as a URL goes, relative to the working directory
@@ -171,7 +173,7 @@ class Supervisor:
         self._closing = False
         self._closed = False
 
-    def _backend(self, value: Any, from_url: Any, kind: str) -> Any:
+    def _backend(self, value: B | str | None, from_url: Callable[[str], B], kind: str) -> B:
         if isinstance(value, str):
             obj = from_url(value)
             self._owned.append(obj)
@@ -180,7 +182,7 @@ class Supervisor:
             raise ConfigurationError(f"{kind} must be a URL or a {kind.title()} object, not None")
         return value
 
-    def _store(self, value: Any, outbox: str | os.PathLike[str] | bool | None) -> Store:
+    def _store(self, value: str | Store, outbox: str | os.PathLike[str] | bool | None) -> Store:
         if outbox is True or not (
             outbox is None or outbox is False or isinstance(outbox, str | os.PathLike)
         ):
@@ -194,7 +196,7 @@ class Supervisor:
                     "outbox= applies to a store given as a URL; wrap a store object yourself: "
                     "OutboxStore(store, path)"
                 )
-            return self._backend(value, store_from_url, "store")  # type: ignore[no-any-return]
+            return self._backend(value, store_from_url, "store")
         inner: Store = store_from_url(value)
         if outbox is False or isinstance(inner, SQLiteStore | OutboxStore):
             self._owned.append(inner)
