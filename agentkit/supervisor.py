@@ -22,7 +22,6 @@ import logging
 import os
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -30,6 +29,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from agentkit._dag import Plan, build_plan
+from agentkit._run_ids import RunIds
 from agentkit.agent import SubAgent
 from agentkit.backends import cache_from_url, store_from_url
 from agentkit.cache.base import Cache
@@ -144,7 +144,7 @@ class Supervisor:
         self.sanitizer = sanitizer if sanitizer is not None else ObjectSanitizer()
         #: unique id of this supervisor process (stored as each run's ``owner``)
         self.owner = uuid.uuid4().hex
-        self._run_ids = _RunIds()
+        self._run_ids = RunIds()
         self.stats = EngineStats()
         self._rt = EngineRuntime(
             registry=self.registry,
@@ -580,51 +580,6 @@ class Supervisor:
             timings=timings,
             error=run.error,
         )
-
-
-class _RunIds:
-    """Random (version 4) UUIDs as hex, drawn from the OS in batches: one syscall per 256
-    ids instead of one per run (the syscall also releases the GIL). A forked child drops the
-    inherited batch, so parent and child never hand out the same ids."""
-
-    __slots__ = ("__weakref__", "_buf", "_pos")
-
-    _BATCH = 256
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._pos = 0
-        _ALL_RUN_IDS.add(self)
-
-    def reset(self) -> None:
-        """Forget the current batch."""
-        self._buf = b""
-        self._pos = 0
-
-    def next(self) -> str:
-        """A new run id."""
-        if self._pos >= len(self._buf):
-            self._buf = os.urandom(16 * self._BATCH)
-            self._pos = 0
-        pos = self._pos
-        self._pos = pos + 16
-        chunk = bytearray(self._buf[pos : pos + 16])
-        # what uuid.UUID(bytes=chunk, version=4).hex gives: the version and variant bits set
-        chunk[6] = (chunk[6] & 0x0F) | 0x40
-        chunk[8] = (chunk[8] & 0x3F) | 0x80
-        return chunk.hex()
-
-
-_ALL_RUN_IDS: weakref.WeakSet[_RunIds] = weakref.WeakSet()
-
-
-def _reset_run_ids_after_fork() -> None:
-    for ids in list(_ALL_RUN_IDS):
-        ids.reset()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_run_ids_after_fork)
 
 
 def _default_outbox_path(url: str) -> str:

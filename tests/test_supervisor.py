@@ -378,24 +378,6 @@ async def test_an_agent_that_swallows_cancellation_does_not_keep_the_run_going(
     assert res.stages["next"].status is AgentStatus.SKIPPED
 
 
-def test_run_ids_differ_between_a_forked_child_and_its_parent() -> None:
-    import os
-
-    from agentkit.supervisor import _RunIds
-
-    ids = _RunIds()
-    ids.next()  # a batch is now buffered
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        os.write(w, ids.next().encode())
-        os._exit(0)
-    os.close(w)
-    child_id = os.read(r, 64).decode()
-    os.waitpid(pid, 0)
-    assert child_id and child_id != ids.next()
-
-
 async def test_a_store_that_cannot_start_fails_start_and_closes_what_was_opened(
     tmp_path: Path,
 ) -> None:
