@@ -396,6 +396,9 @@ class SQLiteStore(BaseStore):
         if status is not None:
             where.append("status = ?")
             params.append(RunStatus(status).value)
+            hint = schema.run_status_index_hint(RunStatus(status))
+            if hint is not None:
+                where.append(hint)
         _time_range(where, params, "submitted_at", since, until)
         sql = (
             f"SELECT {schema.RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "

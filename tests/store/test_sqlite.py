@@ -21,6 +21,7 @@ import pytest
 from agentkit.backends import store_from_url
 from agentkit.errors import ConfigurationError, InvalidPayloadError, StoreError
 from agentkit.status import RunStatus
+from agentkit.store import _sqlite_schema as schema
 from agentkit.store._sqlite_writer import SQLiteWriter
 from agentkit.store.sqlite import SQLiteStore
 
@@ -64,15 +65,41 @@ def test_bad_urls(url: str) -> None:
 async def test_wal_pragmas_and_schema_version(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "dir" / "s.db"  # parents are created
     async with SQLiteStore(path) as store:
-        assert store.schema_version == 1
+        assert store.schema_version == schema.LATEST_VERSION == 2
         raw = sqlite3.connect(path)
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,), (2,)]
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert {"runs", "results", "schema_version"} <= tables
         raw.close()
     async with SQLiteStore(path) as again:  # re-opening applies nothing twice
-        assert again.schema_version == 1
+        assert again.schema_version == 2
+
+
+async def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    raw = sqlite3.connect(path)
+    raw.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+        "applied_at TEXT NOT NULL)"
+    )
+    for stmt in schema.MIGRATIONS[0][2]:
+        raw.execute(stmt)
+    raw.execute("INSERT INTO schema_version VALUES (1, 'runs and results', 'then')")
+    raw.commit()
+    raw.close()
+    async with SQLiteStore(path) as store:  # a version-1 file written by agentkit 0.1.0
+        await store.save_run(make_run("u", "r1", status=RunStatus.FAILED))
+        await store.save_results([make_result("u", "r1", "a")])
+    async with SQLiteStore(path) as store:
+        assert store.schema_version == 2
+        assert [r.run_id for r in await store.list_runs("u", status=RunStatus.FAILED)] == ["r1"]
+        assert [r.agent for r in await store.list_results("u", agent="a")] == ["a"]
+    raw = sqlite3.connect(path)
+    indexes = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    raw.close()
+    assert "runs_user_unsuccessful_time" in indexes
+    assert not indexes & {"results_user_agent_time", "runs_user_status_time"}
 
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -96,8 +123,6 @@ async def test_queries_use_indexes(tmp_path: Path) -> None:
     raw = sqlite3.connect(path)
     plans = {
         "runs by user": "SELECT * FROM runs WHERE user_id='u' ORDER BY submitted_at DESC",
-        "runs by status": "SELECT * FROM runs WHERE user_id='u' AND status='failed' "
-        "ORDER BY submitted_at DESC",
         "results by agent": "SELECT * FROM results WHERE user_id='u' AND agent='a' "
         "ORDER BY at DESC",
         "results by status": "SELECT * FROM results WHERE user_id='u' AND status='failed' "
@@ -105,10 +130,18 @@ async def test_queries_use_indexes(tmp_path: Path) -> None:
         "results of run": "SELECT * FROM results WHERE run_id='r' AND user_id='u'",
         "recovery": "UPDATE runs SET status='interrupted' WHERE status IN ('queued','running')",
     }
+    for status in RunStatus:  # what SQLiteStore.list_runs(status=…) runs
+        hint = schema.run_status_index_hint(status)
+        plans[f"runs {status.value}"] = (
+            f"SELECT * FROM runs WHERE user_id='u' AND status='{status.value}' "
+            f"{'' if hint is None else 'AND ' + hint} ORDER BY submitted_at DESC"
+        )
     for name, sql in plans.items():
         plan = " ".join(str(r[-1]) for r in raw.execute(f"EXPLAIN QUERY PLAN {sql}"))
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (name, plan)
-        assert "TEMP B-TREE" not in plan, (name, plan)
+        # active runs are few across all users: runs_active then a small sort is fine
+        if not name.startswith(("runs queued", "runs running")):
+            assert "TEMP B-TREE" not in plan, (name, plan)
     raw.close()
 
 
