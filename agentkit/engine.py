@@ -1,10 +1,12 @@
 """One user's runs: DAG execution, timeouts, retries, cancellation, events, persistence.
 
 For each stage attempt the engine builds a :class:`~agentkit.executor.StageJob` and awaits the
-executor, which returns only a clean result and its codec bytes. The engine then writes the
-cache (best effort: a cache fault is logged, counted and treated as a miss) and the store
-(durable: the run's ``result()`` resolves only after every record is committed), emits events
-and telemetry. Downstream stages see ``result.output`` — clean — in ``ctx.upstream``.
+executor, which returns only a clean result and its codec bytes, bound to the stage's
+:func:`result_context`. The engine then writes those same bytes to the cache under the stage's
+:func:`result_key` (best effort: a cache fault is logged, counted and treated as a miss) and
+to the store (durable: the run's ``result()`` resolves only after every record is committed),
+emits events and telemetry. Downstream stages see ``result.output`` — clean — in
+``ctx.upstream``.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from agentkit.store.base import Store
 from agentkit.store.records import ResultRecord, RunRecord
 from agentkit.telemetry import Telemetry
 
-__all__ = ["EngineRuntime", "EngineStats", "UserExecutionEngine"]
+__all__ = ["EngineRuntime", "EngineStats", "UserExecutionEngine", "result_context", "result_key"]
 
 log = logging.getLogger("agentkit.engine")
 
@@ -119,8 +121,17 @@ class EngineRuntime:
         self.tel_on = bool(self.telemetry.enabled)
 
 
-def store_context(run_id: str, agent: str) -> bytes:
-    """The codec context of a stage result's store blob."""
+def result_key(user_hash: str, run_id: str, agent: str) -> str:
+    """The cache key of a stage result."""
+    return cache_key("agentkit", user_hash, run_id, agent)
+
+
+def result_context(run_id: str, agent: str) -> bytes:
+    """The codec context a stage result's bytes are bound to, in the store and in the cache
+    alike: one blob serves both, and moved to another run's or stage's key or row it fails to
+    verify. The user is bound by the result itself (its signed ``user_id``, which readers
+    compare with the user they read for). The ``store:`` prefix predates the cache sharing
+    the blob; it is kept so stored results stay readable."""
     return f"store:{run_id}:{agent}".encode()
 
 
@@ -263,7 +274,8 @@ class UserExecutionEngine:
         timeout = cls.timeout if cls.timeout is not None else rt.limits.stage_timeout
         emit = self._emitter(run, name)
         run_id = run.run_id
-        ctx_bytes = store_context(run_id, name)
+        key = self._result_key(run, name)
+        ctx_bytes = result_context(run_id, name)
         run.running.add(name)
         attempt = 0
         while True:
@@ -355,7 +367,7 @@ class UserExecutionEngine:
                     run.running.discard(name)
                     # if the run is cancelled meanwhile, _finish() persists what is unsaved
                     run.unsaved[name] = outcome.blob
-                    await self._persist(run, name, result, outcome.blob, ctx_bytes)
+                    await self._persist(run, name, result, outcome.blob, key)
             if retry_after is not None:
                 await asyncio.sleep(retry_after)
                 continue
@@ -447,32 +459,36 @@ class UserExecutionEngine:
 
     # --- persistence -----------------------------------------------------------------------
 
+    def _result_key(self, run: RunState, name: str) -> str:
+        """:func:`result_key` of stage ``name`` of ``run``."""
+        prefix = run.cache_prefix
+        if prefix is None:  # validated once per run; agent names are validated by SubAgent
+            prefix = run.cache_prefix = cache_key("agentkit", self.user_hash, run.run_id)
+        return f"{prefix}:{name}"
+
     async def _persist(
         self,
         run: RunState,
         name: str,
         result: SerializableAgentResult,
         blob: bytes,
-        blob_context: bytes,
+        key: str,
     ) -> None:
+        """Write ``blob`` (bound to :func:`result_context`) to the cache under ``key`` and
+        to the store."""
         rt = self._rt
         tel = rt.telemetry
         tel_on = rt.tel_on
-        prefix = run.cache_prefix
-        if prefix is None:  # validated once per run; agent names are validated by SubAgent
-            prefix = run.cache_prefix = cache_key("agentkit", self.user_hash, run.run_id)
-        key = f"{prefix}:{name}"
         try:
             with tel.step_span("agentkit.cache.set") if tel_on else NO_SCOPE as span:
-                cache_blob = rt.codec.rebind(blob, blob_context, key.encode())
                 if tel_on:
-                    span.set(payload_bytes=len(cache_blob))
+                    span.set(payload_bytes=len(blob))
                 timeout = rt.limits.cache_timeout
                 if timeout is None:
-                    await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
+                    await rt.cache.set(key, blob, ttl=rt.limits.cache_ttl)
                 else:
                     async with asyncio.timeout(timeout):
-                        await rt.cache.set(key, cache_blob, ttl=rt.limits.cache_ttl)
+                        await rt.cache.set(key, blob, ttl=rt.limits.cache_ttl)
         except Exception as exc:
             rt.stats.cache_errors += 1
             tel.record_cache_error("set")
@@ -556,7 +572,7 @@ class UserExecutionEngine:
         rt = self._rt
         results = run.results
         for name, blob in list(run.unsaved.items()):
-            await self._persist(run, name, results[name], blob, store_context(run.run_id, name))
+            await self._persist(run, name, results[name], blob, self._result_key(run, name))
         for name in run.plan.order:
             if name in results:
                 continue
@@ -583,9 +599,9 @@ class UserExecutionEngine:
             result = self._error_result(run, name, exc, status)
             results[name] = result
             run.running.discard(name)
-            ctx = store_context(run.run_id, name)
-            blob = rt.codec.encode_result(result, context=ctx)
-            await self._persist(run, name, result, blob, ctx)
+            key = self._result_key(run, name)
+            blob = rt.codec.encode_result(result, context=result_context(run.run_id, name))
+            await self._persist(run, name, result, blob, key)
             run.events.push(AGENT_FAILED, name, failure_data(result, 0))
 
         if run.cancel_reason is not None:

@@ -34,16 +34,23 @@ from agentkit.agent import SubAgent
 from agentkit.backends import cache_from_url, store_from_url
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
-from agentkit.engine import EngineRuntime, EngineStats, UserExecutionEngine, store_context
+from agentkit.engine import (
+    EngineRuntime,
+    EngineStats,
+    UserExecutionEngine,
+    result_context,
+    result_key,
+)
 from agentkit.errors import (
     ConfigurationError,
     QueueFullError,
     RunNotFoundError,
     SupervisorClosedError,
+    TamperedError,
     UnknownBackendError,
 )
 from agentkit.executor import Executor, ExecutorRuntime, InProcessExecutor
-from agentkit.keys import UserHasher, cache_key, derive_key, validate_user_id
+from agentkit.keys import UserHasher, derive_key, validate_user_id
 from agentkit.limits import Limits
 from agentkit.registry import AgentRegistry
 from agentkit.result import SerializableAgentResult
@@ -535,13 +542,16 @@ class Supervisor:
         """``user_id``'s cached stage result, or None on a miss (cache errors are misses)."""
         validate_user_id(user_id)
         try:
-            key = cache_key("agentkit", self.hasher.hash(user_id), run_id, agent)
+            key = result_key(self.hasher.hash(user_id), run_id, agent)
             blob = await self.cache.get(key)
             if blob is None:
                 return None
-            return self.codec.decode_result(
-                blob, context=key.encode(), result_type=self._result_type(agent)
+            result = self.codec.decode_result(
+                blob, context=result_context(run_id, agent), result_type=self._result_type(agent)
             )
+            if result.user_id != user_id:  # authentic, but another user's: planted here
+                raise TamperedError(f"the cached result under {key!r} is another user's")
+            return result
         except Exception as exc:
             self.telemetry.record_cache_error("get")
             log.warning("cache read failed: %s", type(exc).__name__)
@@ -557,11 +567,17 @@ class Supervisor:
         run = stored.run
         stages: dict[str, SerializableAgentResult] = {}
         for rec in stored.results:
-            stages[rec.agent] = self.codec.decode_result(
+            result = self.codec.decode_result(
                 rec.blob,
-                context=store_context(rec.run_id, rec.agent),
+                context=result_context(rec.run_id, rec.agent),
                 result_type=self._result_type(rec.agent),
             )
+            if result.user_id != run.user_id:
+                raise TamperedError(
+                    f"the stored result of stage {rec.agent!r} of run {rec.run_id} is another "
+                    "user's: the store was written to outside agentkit"
+                )
+            stages[rec.agent] = result
         order = [n for n in run.pipeline if n in stages] + [
             n for n in stages if n not in run.pipeline
         ]

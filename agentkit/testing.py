@@ -36,6 +36,7 @@ from typing import Any
 from agentkit.agent import AgentContext, SubAgent
 from agentkit.cache.base import BaseCache
 from agentkit.codec import Codec
+from agentkit.engine import result_context
 from agentkit.errors import CacheError
 from agentkit.executor import ExecutorRuntime, InProcessExecutor, StageJob
 from agentkit.registry import AgentRegistry
@@ -150,8 +151,9 @@ class RecordingCache(BaseCache):
     """An in-memory cache that records every write and checks invariant 1 on it.
 
     Args:
-        codec: when given, every written blob must decode (bound to its key) into a
-            ``SerializableAgentResult`` with a clean output.
+        codec: when given, every written blob must decode (bound to its context: the
+            engine's :func:`~agentkit.engine.result_context` for a stage result's key, else
+            the key) into a ``SerializableAgentResult`` with a clean output.
         fail: make every operation raise :class:`~agentkit.CacheError` (to test that a cache
             fault never fails a run).
     """
@@ -184,7 +186,7 @@ class RecordingCache(BaseCache):
         self, items: Sequence[tuple[str, bytes]], *, ttl: float | None = None
     ) -> None:
         for key, value in items:
-            self._checker.check(value, key.encode() if isinstance(key, str) else b"", key)
+            self._checker.check(value, _context_of_key(key), key)
             self.writes.append((key, value))
         await super().set_many(items, ttl=ttl)
 
@@ -204,14 +206,26 @@ class RecordingCache(BaseCache):
         return self.data.pop(key, None) is not None
 
 
+def _context_of_key(key: object) -> bytes:
+    """The engine's codec context of the stage result cached under ``key``
+    (``agentkit:u:{user_hash}:{run_id}:{agent}``); the key itself for any other key."""
+    if not isinstance(key, str):
+        return b""
+    parts = key.split(":")
+    if len(parts) == 5 and parts[:2] == ["agentkit", "u"]:
+        return result_context(parts[3], parts[4])
+    return key.encode()
+
+
 class RecordingStore(BaseStore):
     """An in-memory store that records every write and checks invariant 1 on results.
 
     Reads are scoped by user like a real store.
 
     Args:
-        codec: when given, every result blob must decode (bound to
-            ``store:{run_id}:{agent}``) into a ``SerializableAgentResult`` with a clean output.
+        codec: when given, every result blob must decode (bound to the engine's context,
+            :func:`agentkit.engine.result_context`) into a ``SerializableAgentResult`` with a
+            clean output.
     """
 
     def __init__(self, codec: Codec | None = None) -> None:
@@ -241,7 +255,7 @@ class RecordingStore(BaseStore):
             if isinstance(rec, ResultRecord):
                 self._checker.check(
                     rec.blob,
-                    f"store:{rec.run_id}:{rec.agent}".encode(),
+                    result_context(rec.run_id, rec.agent),
                     f"{rec.run_id}/{rec.agent}",
                 )
             else:
@@ -391,7 +405,7 @@ async def run_agent(
         )
     )
     rid = run_id or uuid.uuid4().hex
-    context = f"store:{rid}:{agent_cls.name}".encode()
+    context = result_context(rid, agent_cls.name)
     job = StageJob(
         agent=agent_cls.name,
         agent_version=agent_cls.version,

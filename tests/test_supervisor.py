@@ -21,6 +21,7 @@ from agentkit.errors import (
     QueueFullError,
     RunNotFoundError,
     SupervisorClosedError,
+    TamperedError,
     UnknownAgentError,
     UnknownBackendError,
 )
@@ -416,3 +417,20 @@ async def test_waiting_for_a_result_can_be_cancelled_without_touching_the_run(
     assert (await handle.result()).output("gated") == 7  # done: returns at once
     assert impatient.cancelled()
     assert handle._state.waiters is None
+
+
+async def test_a_stored_result_moved_to_another_users_run_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "s.db"
+    key = b"supervisor-test-signing-key-0123"
+    async with Supervisor([make_agent("a")], store=f"sqlite:///{db}", signing_key=key) as sup:
+        bobs = await sup.run("bob", ["a"])
+    raw = sqlite3.connect(db)  # someone with write access to the file re-labels bob's run
+    raw.execute("UPDATE runs SET user_id = 'alice' WHERE run_id = ?", (bobs.run_id,))
+    raw.execute("UPDATE results SET user_id = 'alice' WHERE run_id = ?", (bobs.run_id,))
+    raw.commit()
+    raw.close()
+    async with Supervisor([make_agent("a")], store=f"sqlite:///{db}", signing_key=key) as sup:
+        with pytest.raises(TamperedError, match="another user's"):
+            await sup.get_run("alice", bobs.run_id)

@@ -49,10 +49,6 @@ _SIGNED = int(EnvelopeFlags.SIGNED)
 _RESULT = int(EnvelopeFlags.RESULT)
 _LOSSY = int(EnvelopeFlags.LOSSY)
 _RESULT_FORMAT = 1  # version of the result payload inside a layer
-#: blobs this codec sealed, remembered (by identity) so rebind need not verify them again
-_SEALED_MAX = 256
-#: larger blobs are not remembered (bounds the memory held; their hashing dominates anyway)
-_SEALED_MAX_BYTES = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +169,6 @@ class Codec:
         self._pickle_types = frozenset(pickle_types)
         self._pickle_globals = pickle_layer.safe_globals(self._pickle_types)
         self._macs: dict[bytes, HmacSha256] = {}
-        # id(blob) -> (blob, context, header size) of result blobs sealed here
-        self._sealed: dict[int, tuple[bytes, bytes, int]] = {}
 
     # --- properties ---------------------------------------------------------------------
 
@@ -279,9 +273,7 @@ class Codec:
                     text = str_layer.to_text(result.output)
                     payload = json_layer.dumps({"f": _RESULT_FORMAT, "m": meta, "o": text})
                     flags = _RESULT | _LOSSY
-                blob = self._seal(tag, flags, payload, ctx)
-                self._remember(blob, ctx)
-                return blob
+                return self._seal(tag, flags, payload, ctx)
             except NotEncodable as exc:
                 reasons.append(f"{tag.name.lower()}: {exc}")
         raise EncodeError(
@@ -318,14 +310,6 @@ class Codec:
             mac = self._macs[key] = HmacSha256(key)
         return mac.digest(msg)
 
-    def _remember(self, blob: bytes, ctx: bytes) -> None:
-        """Note a result blob sealed here under ``ctx``, for :meth:`rebind`."""
-        if len(blob) <= _SEALED_MAX_BYTES:
-            sealed = self._sealed
-            if len(sealed) >= _SEALED_MAX:
-                sealed.clear()
-            sealed[id(blob)] = (blob, ctx, _FIXED.size + blob[6] + _CTX_LEN.size)
-
     def rebind(
         self,
         blob: bytes | bytearray | memoryview,
@@ -334,28 +318,16 @@ class Codec:
     ) -> bytes:
         """``blob`` bound to ``to_context`` instead of ``from_context``, without re-encoding.
 
-        The engine writes one stage result to the store and to the cache under two contexts;
-        re-tagging costs two hashes instead of a second serialization. The blob must verify
+        Re-tagging costs two hashes instead of a second serialization. The blob must verify
         under ``from_context`` first, so this never signs bytes the codec did not make.
 
         Raises:
             CodecError: ``blob`` does not verify under ``from_context`` (same errors as
                 :meth:`decode`), or it is signed with a key that is not in this keyring.
         """
-        from_ctx = _context_bytes(from_context)
         ctx = _context_bytes(to_context)
-        # A blob this codec sealed (the very bytes object) under from_ctx is known good;
-        # any other blob is verified first.
-        sealed = self._sealed.pop(id(blob), None)
-        key: bytes | None
-        if sealed is not None and sealed[0] is blob and sealed[1] == from_ctx:
-            header_size = sealed[2]
-            head = blob[:header_size]
-            payload = blob[header_size:-TAG_SIZE]
-            key = self._sign_key  # what _seal signed it with (None: unsigned)
-        else:
-            _tag, _flags, key, header_size, payload = self._open(blob, from_ctx)
-            head = bytes(blob[:header_size])
+        _tag, _flags, key, header_size, payload = self._open(blob, _context_bytes(from_context))
+        head = bytes(blob[:header_size])
         signed_part = b"".join((head, _CTX_LEN.pack(len(ctx)), ctx, payload))
         if key is not None:
             mac = self._mac(key, signed_part)

@@ -1,7 +1,8 @@
 """Hostile bytes written straight into Redis: a miss (counted), never executed, never returned.
 
 Goes through the Supervisor's cache read path (``Supervisor.cached_result``: RedisCache.get,
-then ``Codec.decode_result(blob, context=key)``), with a signing key as in production.
+then ``Codec.decode_result`` under the stage's result context, then the check that the result
+is the reader's), with a signing key as in production.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from agentkit.agent import AgentContext
 from agentkit.cache.redis import RedisCache
+from agentkit.engine import result_context
 from agentkit.envelope import EnvelopeFlags, LayerTag, encode_header
 from agentkit.keys import cache_key
 from agentkit.result import SerializableAgentResult
@@ -115,7 +117,7 @@ async def test_hostile_blobs_in_redis_are_counted_misses(
     assert original is not None
     marker = tmp_path / "pwned"
     bomb = pickle.dumps(_OpensAFile(marker), protocol=5)
-    ctx = key_a.encode()
+    ctx = result_context(alice.run_id, "echo")
     assert sup.codec.signing_key_id is not None
     hostile = {
         "flipped byte": original[:40] + bytes([original[40] ^ 0x01]) + original[41:],
@@ -139,3 +141,10 @@ async def test_hostile_blobs_in_redis_are_counted_misses(
     assert theirs is not None and theirs.output["owner"] == "bob"
     # alice cannot read bob's entry by naming his run
     assert await sup.cached_result("alice", bob.run_id, "echo") is None
+    # nor when bob's authentic blob is planted under alice's key for bob's run: the blob
+    # verifies (same run, same stage) but names bob as its user
+    planted = cache_key("agentkit", sup.hasher.hash("alice"), bob.run_id, "echo")
+    await raw.set(cache.key_prefix + planted, await raw.get(cache.key_prefix + key_b))
+    errors = _cache_errors(reader)
+    assert await sup.cached_result("alice", bob.run_id, "echo") is None
+    assert _cache_errors(reader) == errors + 1

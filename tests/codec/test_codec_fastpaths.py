@@ -77,18 +77,16 @@ def test_results_round_trip_through_the_seeded_pickler(signed: bool) -> None:
         assert back.started_at is None or back.started_at.tzinfo == result.started_at.tzinfo  # type: ignore[union-attr]
 
 
-def test_rebinding_a_blob_it_sealed_equals_rebinding_a_copy_of_it() -> None:
+def test_rebinding_equals_encoding_under_the_new_context() -> None:
     codec = Codec(signing_keys=[("k1", KEY)])
     result = _result()
     sealed = codec.encode_result(result, context=b"store:r:a")
-    copy = bytes(bytearray(sealed))  # equal bytes, but not the object the codec made
-    fast = codec.rebind(sealed, b"store:r:a", b"cache:r:a")
-    slow = codec.rebind(copy, b"store:r:a", b"cache:r:a")
-    assert fast == slow == codec.encode_result(result, context=b"cache:r:a")
-    assert codec.decode_result(fast, context=b"cache:r:a") == result
+    rebound = codec.rebind(sealed, b"store:r:a", b"cache:r:a")
+    assert rebound == codec.encode_result(result, context=b"cache:r:a")
+    assert codec.decode_result(rebound, context=b"cache:r:a") == result
 
 
-def test_a_sealed_blob_is_still_verified_under_another_source_context() -> None:
+def test_a_blob_is_verified_under_its_source_context_before_rebinding() -> None:
     codec = Codec(signing_keys=[("k1", KEY)])
     sealed = codec.encode_result(_result(), context=b"store:r:a")
     with pytest.raises(TamperedError):
