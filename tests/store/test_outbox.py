@@ -115,13 +115,23 @@ async def test_healthy_writes_go_straight_to_the_store(tmp_path: Path) -> None:
 async def test_store_down_mid_load_loses_nothing(tmp_path: Path) -> None:
     inner, store, depths = open_pair(tmp_path)
     async with store:
+        down = asyncio.Event()
 
         async def breaker() -> None:
             await asyncio.sleep(0.01)
             inner.down = True
+            down.set()
+
+        async def after_the_break(user: str, i: int) -> str:
+            await down.wait()  # so some writes always meet the store down, however fast
+            return await one_run(store, user, i)
 
         users = [f"user{n}" for n in range(20)]
-        tasks = [one_run(store, u, i) for u in users for i in range(5)]
+        tasks = [
+            one_run(store, u, i) if i < 2 else after_the_break(u, i)
+            for u in users
+            for i in range(5)
+        ]
         run_ids = (await asyncio.gather(breaker(), *tasks))[1:]
         assert store.depth > 0 and not store.healthy and store.spooled > 0
         assert max(depths) == store.depth
