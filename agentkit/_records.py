@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from agentkit._fields_set import SharedFieldsSet
 from agentkit.status import AgentStatus, RunStatus
 from agentkit.store.records import ResultRecord, RunRecord
 
@@ -26,10 +27,16 @@ M = TypeVar("M", bound=BaseModel)
 _set = object.__setattr__
 
 
+_ALL_FIELDS: dict[type[BaseModel], SharedFieldsSet] = {}
+
+
 def _direct(cls: type[M], values: dict[str, Any]) -> M:
     model = cls.__new__(cls)
     _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(values))
+    every = _ALL_FIELDS.get(cls)
+    if every is None:
+        every = _ALL_FIELDS[cls] = SharedFieldsSet(cls.model_fields)
+    _set(model, "__pydantic_fields_set__", every if len(values) == len(every) else set(values))
     _set(model, "__pydantic_extra__", None)
     _set(model, "__pydantic_private__", None)
     return model

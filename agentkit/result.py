@@ -24,6 +24,7 @@ from uuid import UUID
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
+from agentkit._fields_set import SharedFieldsSet
 from agentkit.report import ReportSummary, SanitizeReport
 from agentkit.status import AgentStatus
 
@@ -414,7 +415,7 @@ class SerializableAgentResult(BaseModel):
                 "report": report,
             },
         )
-        setattr_(result, "__pydantic_fields_set__", set(_FIELD_ORDER))
+        setattr_(result, "__pydantic_fields_set__", _ALL_FIELDS_SET)
         setattr_(result, "__pydantic_extra__", None)
         setattr_(
             result,
@@ -522,6 +523,7 @@ class SerializableAgentResult(BaseModel):
 _extra_cache: dict[type, tuple[str, ...]] = {}
 _FIELD_ORDER = tuple(SerializableAgentResult.model_fields)
 _BASE_FIELDS = frozenset(_FIELD_ORDER)
+_ALL_FIELDS_SET = SharedFieldsSet(_FIELD_ORDER)
 
 
 def _extra_fields(cls: type[SerializableAgentResult]) -> tuple[str, ...]:
