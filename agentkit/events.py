@@ -113,8 +113,16 @@ class EventStream:
         if self._closed:
             return
         self._seq = seq = self._seq + 1
+        buf = self._buf  # _append, inlined: two events per stage
+        if len(buf) == buf.maxlen:
+            self.dropped += 1
         # one flat tuple: nested in another, even a plain tuple keeps the outer one tracked
-        self._append((kind, agent, seq, time.time(), keys, *values))
+        buf.append((kind, agent, seq, time.time(), keys, *values))
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _append(self, entry: tuple[Any, ...]) -> None:
         buf = self._buf

@@ -120,7 +120,7 @@ def _group_end(text: str) -> int:
 
 
 class _Op:
-    __slots__ = ("bulk", "fn", "future", "loop", "rows", "size")
+    __slots__ = ("bulk", "fn", "future", "loop", "row", "rows", "size")
 
     def __init__(
         self,
@@ -130,6 +130,7 @@ class _Op:
         future: asyncio.Future[Any] | Callable[[BaseException], None] | None,
         bulk: BulkStatement | None = None,
         rows: Sequence[tuple[Any, ...]] | None = None,
+        row: tuple[Any, ...] | None = None,
     ) -> None:
         self.fn = fn
         self.size = size
@@ -138,6 +139,8 @@ class _Op:
         self.future = future
         self.bulk = bulk
         self.rows = rows
+        #: the one row of :meth:`SQLiteWriter.queue_row` (``rows`` is None then)
+        self.row = row
 
 
 def _settle(items: list[tuple[Any, Any, BaseException | None]]) -> None:
@@ -305,6 +308,29 @@ class SQLiteWriter:
         if self._closed or (self._thread is None and self._conn is None):
             raise StoreError(f"{self.name} is closed or not started; call start() first")
         self._submit(_Op(None, len(rows), asyncio.get_running_loop(), on_error, stmt, rows))
+
+    def queue_row(
+        self,
+        stmt: BulkStatement,
+        row: tuple[Any, ...],
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        """:meth:`queue_rows` of one row (the engine's path: one write per stage result).
+
+        Raises:
+            StoreError: the writer is closed or not started.
+        """
+        if self._closed or (self._thread is None and self._conn is None):
+            raise StoreError(f"{self.name} is closed or not started; call start() first")
+        op = _Op(None, 1, asyncio.get_running_loop(), on_error, stmt, None, row)
+        if not self.inline:
+            self._submit(op)
+            return
+        self._pending.append(op)  # _submit's inline branch
+        self._pending_rows += 1
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            op.loop.call_soon(self._flush)
 
     async def close(self) -> None:
         """Commit what is queued, then stop the thread and close the connection."""
@@ -493,11 +519,13 @@ class SQLiteWriter:
         bulk: dict[BulkStatement, list[tuple[Any, ...]]] = {}
         for op in group:
             if op.bulk is not None:
-                assert op.rows is not None
                 rows = bulk.get(op.bulk)
                 if rows is None:
-                    bulk[op.bulk] = list(op.rows)
+                    rows = bulk[op.bulk] = []
+                if op.row is not None:
+                    rows.append(op.row)
                 else:
+                    assert op.rows is not None
                     rows.extend(op.rows)
                 results.append(None)
             else:

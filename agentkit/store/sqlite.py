@@ -333,8 +333,9 @@ class SQLiteStore(BaseStore):
             _report_failure(self.save_run_nowait(run), on_error)
             return
         check_run_record(run)
-        self._check_started()
-        self._writer.queue_rows(_RUNS, (schema.run_row(run),), on_error)
+        if not self._started:
+            self._check_started()  # raises
+        self._writer.queue_row(_RUNS, schema.run_row(run), on_error)
 
     def queue_result(
         self,
@@ -360,8 +361,9 @@ class SQLiteStore(BaseStore):
                 f"queue_result takes a SerializableAgentResult, got {type(result).__name__}"
             )
         check_result_envelope(blob)
-        self._check_started()
-        self._writer.queue_rows(_RESULTS, (schema.result_row_of(result, blob),), on_error)
+        if not self._started:
+            self._check_started()  # raises
+        self._writer.queue_row(_RESULTS, schema.result_row_of(result, blob), on_error)
 
     async def _get_run(self, user_id: str, run_id: str) -> StoredRun | None:
         def query(conn: sqlite3.Connection) -> StoredRun | None:
