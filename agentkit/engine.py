@@ -104,6 +104,11 @@ class EngineRuntime:
     queue_result: (
         Callable[[SerializableAgentResult, bytes, Callable[[BaseException], None]], None] | None
     ) = None
+    #: the cache's write that needs no await (``MemoryCache.set_nowait``), if it has one
+    cache_set_nowait: Callable[..., None] | None = None
+    #: stage results are persisted without awaiting (the cache and the store both take
+    #: writes without waiting)
+    persist_now: bool = False
     #: the telemetry records something (False for the no-op one: its calls are skipped)
     tel_on: bool = True
 
@@ -118,7 +123,17 @@ class EngineRuntime:
             if callable(queue_run) and callable(queue_result):
                 self.queue_run = queue_run
                 self.queue_result = queue_result
+        cache_type = type(self.cache)
+        owner = _owner(cache_type, "set_nowait")
+        if owner is not None and owner is _owner(cache_type, "set"):  # not a subclass's set
+            self.cache_set_nowait = self.cache.set_nowait  # type: ignore[attr-defined]
+        self.persist_now = self.cache_set_nowait is not None and self.queue_result is not None
         self.tel_on = bool(self.telemetry.enabled)
+
+
+def _owner(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO that defines ``name``."""
+    return next((c for c in cls.__mro__ if name in c.__dict__), None)
 
 
 def result_key(user_hash: str, run_id: str, agent: str) -> str:
@@ -367,7 +382,10 @@ class UserExecutionEngine:
                     run.running.discard(name)
                     # if the run is cancelled meanwhile, _finish() persists what is unsaved
                     run.unsaved[name] = outcome.blob
-                    await self._persist(run, name, result, outcome.blob, key)
+                    if rt.persist_now:
+                        self._persist_now(run, name, result, outcome.blob, key)
+                    else:
+                        await self._persist(run, name, result, outcome.blob, key)
             if retry_after is not None:
                 await asyncio.sleep(retry_after)
                 continue
@@ -490,15 +508,7 @@ class UserExecutionEngine:
                     async with asyncio.timeout(timeout):
                         await rt.cache.set(key, blob, ttl=rt.limits.cache_ttl)
         except Exception as exc:
-            rt.stats.cache_errors += 1
-            tel.record_cache_error("set")
-            log.warning(
-                "cache write failed for run %s stage %r (user %s): %s; treated as a miss",
-                run.run_id,
-                name,
-                self.user_hash,
-                error_type_name(exc),
-            )
+            self._cache_failed(run, name, exc)
         try:
             with (
                 tel.step_span("agentkit.store.save", payload_bytes=len(blob))
@@ -518,6 +528,55 @@ class UserExecutionEngine:
         except Exception as exc:
             self._store_failed(run, exc)
         run.unsaved.pop(name, None)
+
+    def _persist_now(
+        self,
+        run: RunState,
+        name: str,
+        result: SerializableAgentResult,
+        blob: bytes,
+        key: str,
+    ) -> None:
+        """:meth:`_persist` for a cache and a store that take writes without awaiting
+        (``EngineRuntime.persist_now``): no coroutine per stage."""
+        rt = self._rt
+        cache_set = rt.cache_set_nowait
+        queue = rt.queue_result
+        assert cache_set is not None and queue is not None
+        tel_on = rt.tel_on
+        try:
+            if tel_on:
+                with rt.telemetry.step_span("agentkit.cache.set") as span:
+                    span.set(payload_bytes=len(blob))
+                    cache_set(key, blob, ttl=rt.limits.cache_ttl)
+            else:
+                cache_set(key, blob, ttl=rt.limits.cache_ttl)
+        except Exception as exc:
+            self._cache_failed(run, name, exc)
+        on_error = run.on_write_error
+        if on_error is None:
+            on_error = run.on_write_error = functools.partial(_write_failed, self, run)
+        try:
+            if tel_on:
+                with rt.telemetry.step_span("agentkit.store.save", payload_bytes=len(blob)):
+                    queue(result, blob, on_error)
+            else:
+                queue(result, blob, on_error)
+        except Exception as exc:
+            self._store_failed(run, exc)
+        run.unsaved.pop(name, None)
+
+    def _cache_failed(self, run: RunState, name: str, exc: Exception) -> None:
+        rt = self._rt
+        rt.stats.cache_errors += 1
+        rt.telemetry.record_cache_error("set")
+        log.warning(
+            "cache write failed for run %s stage %r (user %s): %s; treated as a miss",
+            run.run_id,
+            name,
+            self.user_hash,
+            error_type_name(exc),
+        )
 
     def _queue_run(self, run: RunState, status: RunStatus) -> None:
         rt = self._rt

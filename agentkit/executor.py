@@ -195,7 +195,10 @@ class InProcessExecutor:
         raw: Any
         failed: BaseException | None = None
         try:
-            raw = await _call_agent(cls, ctx)
+            if cls.run_is_async and cls.setup is _BASE_SETUP and cls.teardown is _BASE_TEARDOWN:
+                raw = await cls().run(ctx)  # _call_agent without its coroutine
+            else:
+                raw = await _call_agent(cls, ctx)
         except Exception as exc:
             raw = failed = exc
         except BaseException:
@@ -205,6 +208,10 @@ class InProcessExecutor:
         return encode_outcome(
             rt, cls, job, raw, failed=failed, started_at=started_at, finished_at=finished_at
         )
+
+
+_BASE_SETUP = SubAgent.setup
+_BASE_TEARDOWN = SubAgent.teardown
 
 
 async def _call_agent(cls: type[SubAgent], ctx: AgentContext) -> Any:

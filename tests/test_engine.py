@@ -525,3 +525,51 @@ async def test_a_result_type_overriding_from_raw_is_still_used(closing: list[Sup
     assert res.output("t") == {"tagged": 3}
     stored = await sup.get_run("u", res.run_id)
     assert stored.output("t") == {"tagged": 3}
+
+
+async def test_memory_cache_and_sqlite_take_stage_writes_without_awaits(
+    closing: list[Supervisor], tmp_path: Path
+) -> None:
+    from agentkit.cache.memory import MemoryCache
+
+    small = MemoryCache(max_bytes=300)  # smaller than one result: every write is refused
+    sup = await _sup(
+        [make_agent("a", returns={"x": 1}), make_agent("b", returns={"y": 2}, depends_on=("a",))],
+        cache=small,
+        store=f"sqlite:///{tmp_path / 'r.db'}",
+    )
+    closing.append(sup)
+    assert sup._rt.persist_now
+    res = await sup.run("u", ["a", "b"])
+    assert res.ok and res.persisted  # a cache fault never fails a run
+    assert sup.stats.cache_errors == 2 and small.stats.oversize == 2
+    assert (await sup.get_run("u", res.run_id)).output("b") == {"y": 2}
+
+    roomy = MemoryCache()
+    sup2 = await _sup([make_agent("a", returns={"x": 1})], cache=roomy, store=sup.store)
+    closing.append(sup2)
+    res2 = await sup2.run("u", ["a"])
+    assert (await sup2.cached_result("u", res2.run_id, "a")).output == {"x": 1}  # type: ignore[union-attr]
+
+
+async def test_a_memory_cache_subclass_that_overrides_set_is_awaited(
+    closing: list[Supervisor], tmp_path: Path
+) -> None:
+    from agentkit.cache.memory import MemoryCache
+
+    calls: list[str] = []
+
+    class Counting(MemoryCache):
+        async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+            calls.append(key)
+            await super().set(key, value, ttl=ttl)
+
+    sup = await _sup(
+        [make_agent("a", returns={"x": 1})],
+        cache=Counting(),
+        store=f"sqlite:///{tmp_path / 'r.db'}",
+    )
+    closing.append(sup)
+    assert not sup._rt.persist_now
+    res = await sup.run("u", ["a"])
+    assert res.ok and len(calls) == 1 and calls[0].endswith(f"{res.run_id}:a")

@@ -161,10 +161,26 @@ class MemoryCache(BaseCache):
     # --- BaseCache hooks ---------------------------------------------------------------------
 
     async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-        # BaseCache.set for one entry without the list and the extra call (the engine's path)
+        # BaseCache.set for one entry without the list and the extra call
         if type(self)._set_many is not MemoryCache._set_many:
             await super().set(key, value, ttl=ttl)  # a subclass hooks _set_many: go through it
             return
+        self.set_nowait(key, value, ttl=ttl)
+
+    def set_nowait(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """:meth:`set` without awaiting (the cache is in this process, so nothing waits):
+        the engine's path, one call per stage result.
+
+        Raises:
+            InvalidPayloadError: ``value`` is not a result envelope. ConfigurationError: a bad
+                key or TTL. CacheError: the cache is closed, or ``value`` alone exceeds
+                ``max_bytes``.
+        """
+        if type(self)._set_many is not MemoryCache._set_many:
+            raise CacheError(
+                f"{type(self).__name__} overrides _set_many, so writes go through it; "
+                "await set() instead"
+            )
         check_result_envelope(value)
         if type(key) is not str or not key:
             self._check_key(key)  # raises

@@ -299,3 +299,33 @@ def test_matches_the_reference_model(ops: list[tuple], max_bytes: int, max_entri
             assert len(cache) <= max_entries
 
     asyncio.run(run())
+
+
+async def test_set_nowait_is_set_without_an_await() -> None:
+    cache = MemoryCache(max_bytes=2000)
+    cache.set_nowait("k", blob(100))
+    assert await cache.get("k") == blob(100)
+    assert cache.stats.sets == 1
+    with pytest.raises(CacheError, match="larger than the cache's max_bytes"):
+        cache.set_nowait("big", blob(5000))
+    with pytest.raises(ConfigurationError):
+        cache.set_nowait("", blob(100))
+    from agentkit.errors import InvalidPayloadError
+
+    with pytest.raises(InvalidPayloadError):
+        cache.set_nowait("k2", b"raw bytes, not an envelope")
+    await cache.aclose()
+    with pytest.raises(CacheError, match="closed"):
+        cache.set_nowait("k", blob(100))
+
+
+async def test_set_nowait_refuses_when_a_subclass_hooks_set_many() -> None:
+    class Hooked(MemoryCache):
+        async def _set_many(self, items: list[tuple[str, bytes]], ttl: float | None) -> None:
+            await super()._set_many(items, ttl)
+
+    cache = Hooked()
+    with pytest.raises(CacheError, match="await set"):
+        cache.set_nowait("k", blob(100))
+    await cache.set("k", blob(100))  # the awaited path goes through the hook
+    assert await cache.get("k") == blob(100)
