@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from agentkit._fastinit import fast_frozen_init
 from agentkit.errors import AgentDefinitionError, RunCancelledError
 from agentkit.events import ENGINE_KINDS
 from agentkit.result import SerializableAgentResult
@@ -58,6 +59,7 @@ def _no_emit(kind: str, data: dict[str, Any]) -> None:
     return None
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class AgentContext:
     """Read-only view of one stage attempt of one run, for one user.

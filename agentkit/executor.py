@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 
+from agentkit._fastinit import fast_frozen_init
 from agentkit.agent import AgentContext, CancelToken, SubAgent
 from agentkit.codec import Codec
 from agentkit.envelope import LayerTag
@@ -50,6 +51,7 @@ log = logging.getLogger("agentkit.executor")
 EmitFn = Callable[[str, dict[str, Any]], None]
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StageJob:
     """One attempt of one stage, as plain data (picklable; safe to send to another process).
@@ -84,6 +86,7 @@ class StageJob:
     blob_context: bytes
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StageOutcome:
     """What an executor returns: the clean result and its codec bytes, nothing raw.

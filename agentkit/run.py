@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentkit._fastinit import fast_frozen_init
 from agentkit.events import EventStream, RunEvent
 from agentkit.result import SerializableAgentResult
 from agentkit.status import AgentStatus, RunStatus
@@ -24,6 +25,7 @@ __all__ = ["RunHandle", "RunResult", "RunState"]
 T = TypeVar("T")
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class RunResult:
     """How a run ended.
