@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import sqlite3
 import threading
@@ -99,9 +100,11 @@ class BulkStatement:
         i, n = 0, len(rows)
         for chunk in self.chunks:
             while n - i >= chunk:
-                part = rows[i : i + chunk]
-                conn.execute(self.sql(chunk), [v for row in part for v in row])
+                conn.execute(self.sql(chunk), list(_flatten(rows[i : i + chunk])))
                 i += chunk
+
+
+_flatten = itertools.chain.from_iterable
 
 
 def _group_end(text: str) -> int:
