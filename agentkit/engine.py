@@ -517,10 +517,7 @@ class UserExecutionEngine:
             ):
                 queue = rt.queue_result
                 if queue is not None:
-                    on_error = run.on_write_error
-                    if on_error is None:
-                        on_error = run.on_write_error = functools.partial(_write_failed, self, run)
-                    queue(result, blob, on_error)
+                    queue(result, blob, self._on_write_error(run))
                 elif rt.save_results_nowait is not None:
                     pending(run).append(rt.save_results_nowait([result_record(result, blob)]))
                 else:
@@ -553,9 +550,7 @@ class UserExecutionEngine:
                 cache_set(key, blob, ttl=rt.limits.cache_ttl)
         except Exception as exc:
             self._cache_failed(run, name, exc)
-        on_error = run.on_write_error
-        if on_error is None:
-            on_error = run.on_write_error = functools.partial(_write_failed, self, run)
+        on_error = self._on_write_error(run)
         try:
             if tel_on:
                 with rt.telemetry.step_span("agentkit.store.save", payload_bytes=len(blob)):
@@ -565,6 +560,13 @@ class UserExecutionEngine:
         except Exception as exc:
             self._store_failed(run, exc)
         run.unsaved.pop(name, None)
+
+    def _on_write_error(self, run: RunState) -> Callable[[BaseException], None]:
+        """The error callback of ``run``'s queued store writes (made once per run)."""
+        on_error = run.on_write_error
+        if on_error is None:
+            on_error = run.on_write_error = functools.partial(_write_failed, self, run)
+        return on_error
 
     def _cache_failed(self, run: RunState, name: str, exc: Exception) -> None:
         rt = self._rt
@@ -582,10 +584,7 @@ class UserExecutionEngine:
         rt = self._rt
         try:
             if rt.queue_run is not None:
-                on_error = run.on_write_error
-                if on_error is None:
-                    on_error = run.on_write_error = functools.partial(_write_failed, self, run)
-                rt.queue_run(self.run_record(run, status), on_error)
+                rt.queue_run(self.run_record(run, status), self._on_write_error(run))
             else:
                 assert rt.save_run_nowait is not None
                 pending(run).append(rt.save_run_nowait(self.run_record(run, status)))
