@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -26,12 +25,17 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from agentkit._dag import Plan, build_plan
 from agentkit._run_ids import RunIds
+from agentkit._supervisor_backends import (
+    DEFAULT_OUTBOX_DIR,
+    backend,
+    resolve_executor,
+    store_with_outbox,
+)
 from agentkit.agent import SubAgent
-from agentkit.backends import cache_from_url, store_from_url
+from agentkit.backends import cache_from_url
 from agentkit.cache.base import Cache
 from agentkit.codec import Codec
 from agentkit.engine import (
@@ -47,9 +51,8 @@ from agentkit.errors import (
     RunNotFoundError,
     SupervisorClosedError,
     TamperedError,
-    UnknownBackendError,
 )
-from agentkit.executor import Executor, ExecutorRuntime, InProcessExecutor
+from agentkit.executor import Executor, ExecutorRuntime
 from agentkit.keys import UserHasher, derive_key, validate_user_id
 from agentkit.limits import Limits
 from agentkit.registry import AgentRegistry
@@ -60,9 +63,7 @@ from agentkit.scheduler import FairScheduler, Lane
 from agentkit.signing import build_codec
 from agentkit.status import RunStatus
 from agentkit.store.base import Store
-from agentkit.store.outbox import OutboxStore
 from agentkit.store.records import RunRecord, StoredRun
-from agentkit.store.sqlite import SQLiteStore
 from agentkit.telemetry import Telemetry
 
 __all__ = ["DEFAULT_OUTBOX_DIR", "Supervisor", "build_codec"]
@@ -72,11 +73,6 @@ log = logging.getLogger("agentkit.supervisor")
 B = TypeVar("B")
 
 _PLAN_CACHE_SIZE = 256
-#: where the outbox of a remote store given as a URL goes, relative to the working directory
-DEFAULT_OUTBOX_DIR = "agentkit-outbox"
-_EXECUTORS = {
-    scheme: "agentkit.dask_executor:DaskExecutor" for scheme in ("dask", "dask+tls", "tcp", "tls")
-}
 
 
 class Supervisor:
@@ -141,7 +137,7 @@ class Supervisor:
         self.telemetry = telemetry if telemetry is not None else Telemetry.noop()
         self.cache: Cache = self._backend(cache, cache_from_url, "cache")
         self.store: Store = self._store(store, outbox)
-        self.executor: Executor = _executor(executor)
+        self.executor: Executor = resolve_executor(executor)
         if executor is None or isinstance(executor, str):
             self._owned.append(self.executor)
         self.codec = codec if codec is not None else build_codec(signing_key)
@@ -181,37 +177,10 @@ class Supervisor:
         self._closed = False
 
     def _backend(self, value: B | str | None, from_url: Callable[[str], B], kind: str) -> B:
-        if isinstance(value, str):
-            obj = from_url(value)
-            self._owned.append(obj)
-            return obj
-        if value is None:
-            raise ConfigurationError(f"{kind} must be a URL or a {kind.title()} object, not None")
-        return value
+        return backend(value, from_url, kind, self._owned)
 
     def _store(self, value: str | Store, outbox: str | os.PathLike[str] | bool | None) -> Store:
-        if outbox is True or not (
-            outbox is None or outbox is False or isinstance(outbox, str | os.PathLike)
-        ):
-            raise ConfigurationError(
-                f"outbox must be a file path, False (no outbox) or None (default path), "
-                f"got {outbox!r:.80}"
-            )
-        if not isinstance(value, str):
-            if outbox is not None and outbox is not False:
-                raise ConfigurationError(
-                    "outbox= applies to a store given as a URL; wrap a store object yourself: "
-                    "OutboxStore(store, path)"
-                )
-            return self._backend(value, store_from_url, "store")
-        inner: Store = store_from_url(value)
-        if outbox is False or isinstance(inner, SQLiteStore | OutboxStore):
-            self._owned.append(inner)
-            return inner
-        path = _default_outbox_path(value) if outbox is None else os.fspath(outbox)
-        wrapped = OutboxStore(inner, path, on_depth=self.telemetry.set_outbox_depth)
-        self._owned.append(wrapped)  # closes the inner store too
-        return wrapped
+        return store_with_outbox(value, outbox, self._owned, self.telemetry.set_outbox_depth)
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -596,41 +565,3 @@ class Supervisor:
             timings=timings,
             error=run.error,
         )
-
-
-def _default_outbox_path(url: str) -> str:
-    """``agentkit-outbox/<scheme>-<hash>.db``: one file per store URL (password left out, so
-    rotating it keeps the file), relative to the working directory."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = (parts.username + "@" if parts.username else "") + host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    canonical = urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
-    return os.path.join(DEFAULT_OUTBOX_DIR, f"{parts.scheme.lower()}-{digest}.db")
-
-
-def _executor(value: Executor | str | None) -> Executor:
-    if value is None:
-        return InProcessExecutor()
-    if isinstance(value, str):
-        import importlib
-        from urllib.parse import urlsplit
-
-        scheme = urlsplit(value).scheme.lower()
-        target = _EXECUTORS.get(scheme)
-        if target is None:
-            known = ", ".join(f"{s}://" for s in sorted(_EXECUTORS))
-            raise UnknownBackendError(f"no executor for {scheme}:// URLs; known: {known}")
-        module_name, _, attr = target.partition(":")
-        module = importlib.import_module(module_name)
-        factory = getattr(module, attr).from_url
-        return factory(value)  # type: ignore[no-any-return]
-    for method in ("start", "run_stage", "aclose"):
-        if not callable(getattr(value, method, None)):
-            raise ConfigurationError(
-                f"executor must implement start(), run_stage() and aclose(); "
-                f"{type(value).__name__} lacks {method}()"
-            )
-    return value
