@@ -99,8 +99,11 @@ class EngineRuntime:
                 self.queue_result = queue_result
         cache_type = type(self.cache)
         owner = _owner(cache_type, "set_nowait")
-        if owner is not None and owner is _owner(cache_type, "set"):  # not a subclass's set
-            self.cache_set_nowait = self.cache.set_nowait  # type: ignore[attr-defined]
+        # only when no subclass changed how writes are made (its set or its _set_many hook)
+        if owner is not None and owner is _owner(cache_type, "set"):
+            hook = _owner(cache_type, "_set_many")
+            if hook is None or hook is owner:
+                self.cache_set_nowait = self.cache.set_nowait  # type: ignore[attr-defined]
         self.persist_now = self.cache_set_nowait is not None and self.queue_result is not None
         self.tel_on = bool(self.telemetry.enabled)
 

@@ -573,3 +573,26 @@ async def test_a_memory_cache_subclass_that_overrides_set_is_awaited(
     assert not sup._rt.persist_now
     res = await sup.run("u", ["a"])
     assert res.ok and len(calls) == 1 and calls[0].endswith(f"{res.run_id}:a")
+
+
+async def test_a_memory_cache_subclass_that_hooks_set_many_is_awaited(
+    closing: list[Supervisor], tmp_path: Path
+) -> None:
+    from agentkit.cache.memory import MemoryCache
+
+    hooked: list[str] = []
+
+    class Hooked(MemoryCache):
+        async def _set_many(self, items: list[tuple[str, bytes]], ttl: float | None) -> None:
+            hooked.extend(k for k, _ in items)
+            await super()._set_many(items, ttl)
+
+    sup = await _sup(
+        [make_agent("a", returns={"x": 1})],
+        cache=Hooked(),
+        store=f"sqlite:///{tmp_path / 'r.db'}",
+    )
+    closing.append(sup)
+    assert not sup._rt.persist_now
+    res = await sup.run("u", ["a"])
+    assert res.ok and sup.stats.cache_errors == 0 and len(hooked) == 1
