@@ -216,23 +216,22 @@ class EngineWrites:
         cache_set = rt.cache_set_nowait
         queue = rt.queue_result
         assert cache_set is not None and queue is not None
+        tel = rt.telemetry
         tel_on = rt.tel_on
         try:
-            if tel_on:
-                with rt.telemetry.step_span("agentkit.cache.set") as span:
+            with tel.step_span("agentkit.cache.set") if tel_on else NO_SCOPE as span:
+                if tel_on:
                     span.set(payload_bytes=len(blob))
-                    cache_set(key, blob, ttl=rt.limits.cache_ttl)
-            else:
                 cache_set(key, blob, ttl=rt.limits.cache_ttl)
         except Exception as exc:
             self._cache_failed(run, name, exc)
-        on_error = self._on_write_error(run)
         try:
-            if tel_on:
-                with rt.telemetry.step_span("agentkit.store.save", payload_bytes=len(blob)):
-                    queue(result, blob, on_error)
-            else:
-                queue(result, blob, on_error)
+            with (
+                tel.step_span("agentkit.store.save", payload_bytes=len(blob))
+                if tel_on
+                else NO_SCOPE
+            ):
+                queue(result, blob, self._on_write_error(run))
         except Exception as exc:
             self._store_failed(run, exc)
         run.unsaved.pop(name, None)

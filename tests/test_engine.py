@@ -552,47 +552,33 @@ async def test_memory_cache_and_sqlite_take_stage_writes_without_awaits(
     assert (await sup2.cached_result("u", res2.run_id, "a")).output == {"x": 1}  # type: ignore[union-attr]
 
 
-async def test_a_memory_cache_subclass_that_overrides_set_is_awaited(
-    closing: list[Supervisor], tmp_path: Path
-) -> None:
+def _memory_cache_subclasses(seen: list[str]) -> dict[str, type]:
     from agentkit.cache.memory import MemoryCache
 
-    calls: list[str] = []
-
-    class Counting(MemoryCache):
+    class OverridesSet(MemoryCache):
         async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
-            calls.append(key)
+            seen.append(key)
             await super().set(key, value, ttl=ttl)
 
-    sup = await _sup(
-        [make_agent("a", returns={"x": 1})],
-        cache=Counting(),
-        store=f"sqlite:///{tmp_path / 'r.db'}",
-    )
-    closing.append(sup)
-    assert not sup._rt.persist_now
-    res = await sup.run("u", ["a"])
-    assert res.ok and len(calls) == 1 and calls[0].endswith(f"{res.run_id}:a")
-
-
-async def test_a_memory_cache_subclass_that_hooks_set_many_is_awaited(
-    closing: list[Supervisor], tmp_path: Path
-) -> None:
-    from agentkit.cache.memory import MemoryCache
-
-    hooked: list[str] = []
-
-    class Hooked(MemoryCache):
+    class HooksSetMany(MemoryCache):
         async def _set_many(self, items: list[tuple[str, bytes]], ttl: float | None) -> None:
-            hooked.extend(k for k, _ in items)
+            seen.extend(k for k, _ in items)
             await super()._set_many(items, ttl)
 
+    return {"overrides set": OverridesSet, "hooks _set_many": HooksSetMany}
+
+
+@pytest.mark.parametrize("which", ["overrides set", "hooks _set_many"])
+async def test_a_memory_cache_subclass_that_changes_writes_is_awaited(
+    closing: list[Supervisor], tmp_path: Path, which: str
+) -> None:
+    seen: list[str] = []
+    cache = _memory_cache_subclasses(seen)[which]()
     sup = await _sup(
-        [make_agent("a", returns={"x": 1})],
-        cache=Hooked(),
-        store=f"sqlite:///{tmp_path / 'r.db'}",
+        [make_agent("a", returns={"x": 1})], cache=cache, store=f"sqlite:///{tmp_path / 'r.db'}"
     )
     closing.append(sup)
-    assert not sup._rt.persist_now
+    assert not sup._rt.persist_now  # set_nowait would bypass the subclass
     res = await sup.run("u", ["a"])
-    assert res.ok and sup.stats.cache_errors == 0 and len(hooked) == 1
+    assert res.ok and sup.stats.cache_errors == 0
+    assert len(seen) == 1 and seen[0].endswith(f"{res.run_id}:a")
